@@ -1,0 +1,65 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Which requests a route takes (host and path prefix), where they go, and the policies on the way.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Label in metrics and logs. Defaults to `route<N>` by position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `shop.example.com`, `*.example.com`, or absent for any host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Path prefix, matched on segment boundaries: `/api` takes `/api` and `/api/x`, not `/apix`.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// The upstream that serves this route.
+    pub upstream: String,
+    /// Policies applied in order, each `kind:name` (for example `room:sale`, `limit:per_ip`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicyRef>,
+}
+
+fn default_path() -> String {
+    "/".to_string()
+}
+
+/// A reference to a configured policy: its kind and the name of its section.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PolicyRef {
+    pub kind: String,
+    pub name: String,
+}
+
+impl FromStr for PolicyRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {
+                Ok(Self { kind: kind.to_string(), name: name.to_string() })
+            }
+            _ => Err(format!("invalid policy {s:?}: write it as \"kind:name\", for example \"limit:per_ip\"")),
+        }
+    }
+}
+
+impl fmt::Display for PolicyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, self.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for PolicyRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for PolicyRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}

@@ -1,0 +1,115 @@
+//! Every configuration error names the key and the reason.
+
+use spillway_config::{Config, ConfigError};
+
+const BASE: &str = r#"
+[server]
+admin_token = "t0ken"
+
+[upstreams.shop]
+addresses = ["127.0.0.1:3000"]
+"#;
+
+fn err(extra: &str) -> String {
+    match Config::parse(&format!("{BASE}\n{extra}")) {
+        Ok(_) => panic!("expected an error for:\n{extra}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_err(extra: &str, key: &str, reason: &str) {
+    let msg = err(extra);
+    assert!(msg.starts_with(&format!("{key}: ")), "{msg:?} should start with key {key:?}");
+    assert!(msg.contains(reason), "{msg:?} should contain {reason:?}");
+}
+
+#[test]
+fn minimal_file_gets_defaults() {
+    let config = Config::parse("[server]\nadmin_token = \"x\"\n").expect("valid");
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.server.max_body_bytes.get(), 10 * 1024 * 1024);
+    assert!(config.routes.is_empty());
+}
+
+#[test]
+fn unknown_upstream_suggests_the_close_name() {
+    let extra = "[[routes]]\npath = \"/\"\nupstream = \"shop\"\n[[routes]]\npath = \"/a\"\nupstream = \"shop\"\n[[routes]]\npath = \"/b\"\nupstream = \"shopp\"\n";
+    assert_eq!(err(extra), r#"routes[2].upstream: no upstream named "shopp"; did you mean "shop"?"#);
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    assert_err("[log]\nformat = \"text\"\nlevle = \"debug\"", "log.levle", "unknown key");
+    assert_err("[[routes]]\nupstream = \"shop\"\nupsteam = \"x\"", "routes[0].upsteam", "unknown key");
+    assert_err("[rooms.sale]\nrate = 1", "rooms", "unknown key");
+}
+
+#[test]
+fn durations_need_units() {
+    assert_err("[upstreams.api]\naddresses = [\"a:1\"]\nrequest_timeout = 30", "upstreams.api.request_timeout", "ambiguous");
+    assert_err("[upstreams.api]\naddresses = [\"a:1\"]\nrequest_timeout = \"30 parsecs\"", "upstreams.api.request_timeout", "invalid duration");
+    let config = Config::parse(&format!("{BASE}\n[upstreams.api]\naddresses = [\"a:1\"]\nrequest_timeout = \"250ms\"")).expect("valid");
+    assert_eq!(config.upstreams["api"].request_timeout.get().as_millis(), 250);
+}
+
+#[test]
+fn wrong_types_name_the_key_and_line() {
+    let msg = err("[[routes]]\npath = 7\nupstream = \"shop\"");
+    assert!(msg.starts_with("routes[0].path: "), "{msg}");
+    assert!(msg.contains("line 9"), "{msg}");
+}
+
+#[test]
+fn secrets_from_the_environment() {
+    let no_token = Config::parse("").unwrap_err();
+    assert_eq!(no_token.key(), Some("server.admin_token"));
+    let missing = Config::parse("[server]\nadmin_token = \"env:SPILLWAY_TEST_SURELY_UNSET\"").unwrap_err();
+    assert_eq!(missing.key(), Some("server.admin_token"));
+    assert!(missing.to_string().contains("SPILLWAY_TEST_SURELY_UNSET is not set"));
+    // PATH is set in every test environment; the secret's value never shows in the effective settings.
+    let config = Config::parse("[server]\nadmin_token = \"env:PATH\"").expect("valid");
+    let shown = config.to_effective_toml();
+    assert!(shown.contains("admin_token = \"env:PATH\""), "{shown}");
+    assert!(!shown.contains(&std::env::var("PATH").unwrap_or_default()));
+}
+
+#[test]
+fn literal_secrets_are_redacted() {
+    let shown = Config::parse(BASE).expect("valid").to_effective_toml();
+    assert!(shown.contains("<redacted>") && !shown.contains("t0ken"), "{shown}");
+}
+
+#[test]
+fn bad_values() {
+    assert_err("[[routes]]\npath = \"api\"\nupstream = \"shop\"", "routes[0].path", "must start with '/'");
+    assert_err("[[routes]]\nhost = \"shop.example.com:80\"\nupstream = \"shop\"", "routes[0].host", "not a host name");
+    assert_err("[upstreams.api]\naddresses = []", "upstreams.api.addresses", "at least one");
+    assert_err("[upstreams.api]\naddresses = [\"http://a:1\"]", "upstreams.api.addresses[0]", "without a scheme");
+    assert_err("[upstreams.api]\naddresses = [\"a:0\"]", "upstreams.api.addresses[0]", "port");
+    assert_err("[[keys]]\nid = \"k1\"\nsecret = \"short\"", "keys[0].secret", "at least 32 bytes");
+    assert_err(
+        "[[routes]]\npath = \"/api/\"\nupstream = \"shop\"\n[[routes]]\npath = \"/api\"\nupstream = \"shop\"",
+        "routes[1]",
+        "same host and path as routes[0]",
+    );
+    assert_err("[[routes]]\nupstream = \"shop\"\npolicies = [\"room\"]", "routes[0].policies[0]", "kind:name");
+    assert_err("[[routes]]\nupstream = \"shop\"\npolicies = [\"room:sale\"]", "routes[0].policies[0]", "unknown policy kind");
+}
+
+#[test]
+fn syntax_errors_give_a_line() {
+    let e = Config::parse("[server]\nadmin_token = \"x\"\nlisten = \n").unwrap_err();
+    assert!(matches!(e, ConfigError::Invalid(_)));
+    assert!(e.to_string().contains("line 3"), "{e}");
+}
+
+#[test]
+fn effective_settings_parse_back() {
+    let config = Config::parse(&format!("{BASE}\n[[routes]]\nhost = \"*.example.com\"\nupstream = \"shop\"")).expect("valid");
+    let shown = config.to_effective_toml();
+    assert!(shown.contains("name = \"route0\""), "{shown}");
+    assert!(shown.contains("connect_timeout = \"2s\""), "{shown}");
+    // Redacted secrets are not round-trippable by design; everything else is.
+    let again = Config::parse(&shown.replace("<redacted>", "t0ken")).expect("effective settings are a valid config");
+    assert_eq!(again.to_effective_toml(), shown);
+}
