@@ -1,1 +1,70 @@
-fn main() {}
+//! The `spillway` command: a thin shell over the crates that do the work.
+
+mod logging;
+mod origin;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use spillway_config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "spillway", version, about = "Keeps web services alive through traffic surges, fairly.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway. SIGHUP reloads the config file; SIGTERM or SIGINT drains and exits.
+    Serve {
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a config file and print the effective settings (defaults filled in, secrets redacted).
+    Check {
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run a small sample origin to put behind the gateway in rehearsals and examples.
+    Origin {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Serve { config } => serve::run(&config),
+        Command::Origin { listen } => origin::run(listen),
+    }
+}
+
+/// Exit codes: 0 fine, 1 runtime failure, 2 bad configuration.
+fn check(path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    let effective = config.to_effective_toml();
+    if let Err(e) = spillway_gateway::check(config) {
+        return config_error(&e);
+    }
+    #[allow(clippy::print_stdout)]
+    {
+        print!("{effective}");
+    }
+    ExitCode::SUCCESS
+}
+
+#[allow(clippy::print_stderr)]
+fn config_error(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
+}

@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use crate::Seconds;
 
 /// An origin Spillway forwards to: one or more addresses sharing a keep-alive pool policy.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// `host:port` of each instance, plain HTTP/1.1.

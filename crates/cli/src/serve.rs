@@ -1,0 +1,63 @@
+//! `spillway serve`: run the gateway until a signal says stop; reload on SIGHUP.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use spillway_config::Config;
+use tokio::signal::unix::{SignalKind, signal};
+
+pub fn run(path: &Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => return crate::config_error(&e),
+    };
+    crate::logging::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(path, config))
+}
+
+async fn serve(path: &Path, config: Config) -> ExitCode {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!("cannot install signal handlers");
+        return ExitCode::FAILURE;
+    };
+    let handle = match spillway_gateway::start(config).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!(signal = "SIGTERM", "shutting down"); break }
+            _ = int.recv() => { tracing::info!(signal = "SIGINT", "shutting down"); break }
+            _ = hup.recv() => reload(&handle, path).await,
+        }
+    }
+    handle.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Validates the file first; a bad file leaves the running config untouched.
+async fn reload(handle: &spillway_gateway::Handle, path: &Path) {
+    let result = match Config::load(path) {
+        Ok(config) => handle.reload(config).await.map_err(|e| e.to_string()),
+        Err(e) => {
+            handle.record_rejected_reload();
+            Err(e.to_string())
+        }
+    };
+    match result {
+        Ok(()) => tracing::info!(config = %path.display(), "reload applied"),
+        Err(error) => tracing::error!(config = %path.display(), %error, "reload rejected; keeping the running config"),
+    }
+}

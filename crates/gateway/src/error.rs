@@ -1,0 +1,107 @@
+//! The one place where a failed request becomes an HTTP response.
+//!
+//! Every error carries a stable `error` code that clients may match on, and is rendered as JSON for API
+//! clients or as a small HTML page for browsers.
+
+use std::time::Duration;
+
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+
+use crate::body::{ResponseBody, full};
+
+/// Why a request was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no route matches this host and path")]
+    NoRoute,
+    #[error("request headers exceed {limit} bytes")]
+    HeadersTooLarge { limit: u64 },
+    #[error("request body exceeds {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+    #[error("upstream {upstream} is unavailable: {reason}")]
+    UpstreamUnavailable { upstream: String, reason: String },
+    #[error("upstream {upstream} did not answer within {}", humantime::format_duration(*.timeout))]
+    UpstreamTimeout { upstream: String, timeout: Duration },
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UpstreamUnavailable { .. } => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// Stable machine-readable code; part of the public contract.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoRoute => "no_route",
+            Self::HeadersTooLarge { .. } => "headers_too_large",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::UpstreamUnavailable { .. } => "upstream_unavailable",
+            Self::UpstreamTimeout { .. } => "upstream_timeout",
+        }
+    }
+
+    /// What the client is told: no internal addresses or error chains, which belong in the logs.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::UpstreamUnavailable { upstream, .. } => format!("upstream {upstream} is unavailable"),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn into_response(self, accept: Accept) -> Response<ResponseBody> {
+        let status = self.status();
+        let message = self.public_message();
+        let (content_type, body) = match accept {
+            Accept::Html => ("text/html; charset=utf-8", html_page(status, &message)),
+            Accept::Json => {
+                let body = serde_json::json!({ "error": self.code(), "message": message });
+                ("application/json", body.to_string())
+            }
+        };
+        let mut response = Response::new(full(body));
+        *response.status_mut() = status;
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+    }
+}
+
+/// What kind of error body the client can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    Json,
+    Html,
+}
+
+impl Accept {
+    /// Browsers announce `text/html`; everything else (curl, apps, SDKs) gets JSON.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let html = headers
+            .get_all(http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("text/html"));
+        if html { Self::Html } else { Self::Json }
+    }
+}
+
+fn html_page(status: StatusCode, message: &str) -> String {
+    let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width\"><title>{title}</title></head>\n<body style=\"font-family:system-ui,sans-serif;\
+         max-width:40rem;margin:4rem auto;padding:0 1rem\"><h1>{title}</h1><p>{}</p>\
+         <p>Please try again in a moment.</p></body></html>\n",
+        escape(message)
+    )
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

@@ -1,0 +1,141 @@
+//! Which route takes a request: the most specific host first, then the longest path prefix.
+//!
+//! Hosts are tried from most to least specific (exact name, then `*.suffix` wildcards from the longest
+//! suffix, then routes with no host); within a host the longest matching prefix wins. A host whose routes
+//! have no matching prefix falls through to the less specific hosts, so a catch-all route still catches.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// Route indexes grouped by host, each group ordered longest prefix first.
+#[derive(Debug, Default)]
+pub struct Router {
+    exact: HashMap<String, Vec<Prefix>>,
+    /// (".example.com", prefixes), longest suffix first.
+    wildcard: Vec<(String, Vec<Prefix>)>,
+    any: Vec<Prefix>,
+}
+
+#[derive(Debug)]
+struct Prefix {
+    /// Without a trailing slash, except the root "/".
+    path: String,
+    route: usize,
+}
+
+impl Router {
+    /// `routes` yields each route's host pattern and path prefix, in route order.
+    pub fn new<'a>(routes: impl IntoIterator<Item = (Option<&'a str>, &'a str)>) -> Self {
+        let mut router = Self::default();
+        for (route, (host, path)) in routes.into_iter().enumerate() {
+            let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+            let prefix = Prefix { path: path.to_string(), route };
+            match host.map(str::to_ascii_lowercase) {
+                None => router.any.push(prefix),
+                Some(h) => match h.strip_prefix('*') {
+                    Some(suffix) => match router.wildcard.iter_mut().find(|(s, _)| s == suffix) {
+                        Some((_, list)) => list.push(prefix),
+                        None => router.wildcard.push((suffix.to_string(), vec![prefix])),
+                    },
+                    None => router.exact.entry(h).or_default().push(prefix),
+                },
+            }
+        }
+        let by_length = |a: &Prefix, b: &Prefix| b.path.len().cmp(&a.path.len());
+        router.any.sort_by(by_length);
+        router.exact.values_mut().for_each(|l| l.sort_by(by_length));
+        router.wildcard.iter_mut().for_each(|(_, l)| l.sort_by(by_length));
+        router.wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        router
+    }
+
+    /// `host` as the client sent it (any port is ignored); `path` without the query.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        if let Some(host) = host.map(normalize_host) {
+            if let Some(found) = self.exact.get(host.as_ref()).and_then(|l| longest(l, path)) {
+                return Some(found);
+            }
+            for (suffix, list) in &self.wildcard {
+                if host.len() > suffix.len() && host.ends_with(suffix.as_str()) {
+                    if let Some(found) = longest(list, path) {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+        longest(&self.any, path)
+    }
+}
+
+fn longest(list: &[Prefix], path: &str) -> Option<usize> {
+    list.iter().find(|p| prefix_matches(&p.path, path)).map(|p| p.route)
+}
+
+/// `/api` matches `/api`, `/api/` and `/api/x` but not `/apix`.
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    prefix == "/" || (path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+}
+
+fn normalize_host(host: &str) -> Cow<'_, str> {
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host.split(':').next().unwrap_or(host),
+    };
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(host.to_ascii_lowercase()) } else { Cow::Borrowed(host) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn router() -> Router {
+        Router::new([
+            (None, "/"),                             // 0
+            (None, "/api"),                          // 1
+            (Some("shop.example.com"), "/"),         // 2
+            (Some("shop.example.com"), "/api/v2/"),  // 3
+            (Some("*.example.com"), "/static"),      // 4
+            (Some("*.eu.example.com"), "/static"),   // 5
+            (Some("admin.example.com"), "/private"), // 6
+        ])
+    }
+
+    #[test]
+    fn host_then_longest_prefix() {
+        let r = router();
+        assert_eq!(r.route(Some("shop.example.com"), "/api/v2/items"), Some(3));
+        assert_eq!(r.route(Some("SHOP.example.com:8443"), "/api/v1"), Some(2));
+        assert_eq!(r.route(Some("img.example.com"), "/static/a.png"), Some(4));
+        assert_eq!(r.route(Some("x.eu.example.com"), "/static/a.png"), Some(5));
+        assert_eq!(r.route(Some("example.com"), "/static/a.png"), Some(0));
+        assert_eq!(r.route(None, "/api/x"), Some(1));
+        assert_eq!(r.route(None, "/apix"), Some(0));
+        // admin.example.com has no route for "/", so the any-host routes answer.
+        assert_eq!(r.route(Some("admin.example.com"), "/api"), Some(1));
+        assert_eq!(r.route(Some("admin.example.com"), "/private/x"), Some(6));
+        assert_eq!(r.route(Some("[::1]:8080"), "/"), Some(0));
+    }
+
+    #[test]
+    fn no_match_without_catch_all() {
+        let r = Router::new([(Some("a.test"), "/x")]);
+        assert_eq!(r.route(Some("a.test"), "/y"), None);
+        assert_eq!(r.route(Some("b.test"), "/x"), None);
+    }
+
+    proptest! {
+        /// Against the definition: of all any-host prefixes that match, the longest wins.
+        #[test]
+        fn longest_prefix_wins(prefixes in proptest::collection::btree_set("(/[ab]{1,2}){1,3}", 1..8), path in "(/[ab]{1,2}){0,4}") {
+            let prefixes: Vec<String> = prefixes.into_iter().collect();
+            let r = Router::new(prefixes.iter().map(|p| (None, p.as_str())));
+            let expected = prefixes.iter().enumerate()
+                .filter(|(_, p)| path == **p || path.starts_with(&format!("{p}/")))
+                .max_by_key(|(_, p)| p.len())
+                .map(|(i, _)| i);
+            prop_assert_eq!(r.route(None, &path), expected);
+        }
+    }
+}

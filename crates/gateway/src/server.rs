@@ -1,0 +1,312 @@
+//! Starting, serving, reloading and draining the gateway.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::header::HOST;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::rt::TokioExecutor;
+use spillway_config::{Config, ConfigError};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::access_log::{self, AccessLog};
+use crate::body::{RequestBody, ResponseBody};
+use crate::error::{Accept, GatewayError};
+use crate::headers::{X_REQUEST_ID, head_size, request_id};
+use crate::lifecycle::{Lifecycle, Phase};
+use crate::metrics::Metrics;
+use crate::pipeline::RequestCtx;
+use crate::runtime::Runtime;
+
+/// State shared by every connection and the admin listener.
+#[derive(Debug)]
+pub struct Shared {
+    pub runtime: ArcSwap<Runtime>,
+    pub metrics: Arc<Metrics>,
+    pub lifecycle: Lifecycle,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{key}: cannot listen on {addr}: {source}")]
+    Bind { key: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("log.access_log: cannot open: {0}")]
+    AccessLog(std::io::Error),
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Handle {
+    pub public_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    public: JoinHandle<bool>,
+    admin: JoinHandle<()>,
+}
+
+/// How the drain went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Every in-flight request finished before the grace period ran out.
+    pub clean: bool,
+}
+
+/// Binds both listeners and starts serving. `/readyz` turns ready only once both accept connections.
+pub async fn start(config: Config) -> Result<Handle, StartError> {
+    let metrics = Metrics::new();
+    let access_log = open_access_log(&config, &metrics).await?;
+    let (listen, admin_listen) = (config.server.listen, config.server.admin_listen);
+    let runtime = Runtime::build(config, &metrics, None, access_log)?;
+    let shared = Arc::new(Shared { runtime: ArcSwap::from_pointee(runtime), metrics, lifecycle: Lifecycle::default() });
+
+    let admin_listener = TcpListener::bind(admin_listen)
+        .await
+        .map_err(|source| StartError::Bind { key: "server.admin_listen", addr: admin_listen, source })?;
+    let public_listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind { key: "server.listen", addr: listen, source })?;
+    let public_addr = public_listener.local_addr().map_err(|source| StartError::Bind { key: "server.listen", addr: listen, source })?;
+    let admin_addr =
+        admin_listener.local_addr().map_err(|source| StartError::Bind { key: "server.admin_listen", addr: admin_listen, source })?;
+
+    let (shutdown, stop) = watch::channel(false);
+    let public = tokio::spawn(serve_public(public_listener, shared.clone(), stop.clone()));
+    let admin_router = crate::admin::router(shared.clone());
+    let mut admin_stop = stop;
+    let admin = tokio::spawn(async move {
+        let serve = axum::serve(admin_listener, admin_router).with_graceful_shutdown(async move {
+            let _ = admin_stop.wait_for(|stopped| *stopped).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    });
+    shared.lifecycle.set(Phase::Ready);
+    tracing::info!(public = %public_addr, admin = %admin_addr, version = env!("CARGO_PKG_VERSION"), "listening");
+    Ok(Handle { public_addr, admin_addr, shared, shutdown, public, admin })
+}
+
+async fn open_access_log(config: &Config, metrics: &Metrics) -> Result<AccessLog, StartError> {
+    AccessLog::open(&config.log.access_log, metrics.access_log_dropped.clone()).await.map_err(StartError::AccessLog)
+}
+
+// === impl Handle ===
+
+impl Handle {
+    /// Applies a new config if it builds; otherwise the running config stays and the error says why.
+    pub async fn reload(&self, config: Config) -> Result<(), StartError> {
+        let result = self.try_reload(config).await;
+        self.shared.metrics.reload(result.is_ok());
+        result
+    }
+
+    async fn try_reload(&self, config: Config) -> Result<(), StartError> {
+        let current = self.shared.runtime.load_full();
+        for (key, old, new) in [
+            ("server.listen", current.config.server.listen, config.server.listen),
+            ("server.admin_listen", current.config.server.admin_listen, config.server.admin_listen),
+        ] {
+            if old != new {
+                tracing::warn!(key, old = %old, new = %new, "listen addresses change only on restart; keeping the old one");
+            }
+        }
+        if current.config.log.format != config.log.format || current.config.log.level != config.log.level {
+            tracing::warn!("log.format and log.level change only on restart");
+        }
+        // Reopening the access log on every reload lets logrotate move the file and send SIGHUP.
+        let access_log = open_access_log(&config, &self.shared.metrics).await?;
+        let next = Runtime::build(config, &self.shared.metrics, Some(&current), access_log)?;
+        self.shared.runtime.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// Counts a reload that failed before it reached [`Handle::reload`] (for example, an unreadable file).
+    pub fn record_rejected_reload(&self) {
+        self.shared.metrics.reload(false);
+    }
+
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.shared.runtime.load_full()
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.shared.lifecycle.phase()
+    }
+
+    /// Stops accepting, lets in-flight requests finish within `server.shutdown_grace`, then stops the admin
+    /// listener. `/readyz` reports draining from the first moment.
+    pub async fn shutdown(self) -> Drained {
+        self.shared.lifecycle.set(Phase::Draining);
+        tracing::info!("draining");
+        let _ = self.shutdown.send(true);
+        let clean = self.public.await.unwrap_or(false);
+        let _ = self.admin.await;
+        tracing::info!(clean, "stopped");
+        Drained { clean }
+    }
+}
+
+// === serving ===
+
+async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> bool {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = async { stop.wait_for(|stopped| *stopped).await.map(drop) } => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tokio::spawn(serve_connection(stream, peer, shared.clone(), graceful.watcher()));
+                }
+                Err(e) => {
+                    // Usually out of file descriptors: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let grace = shared.runtime.load().config.server.shutdown_grace.get();
+    let open = graceful.count();
+    tokio::select! {
+        () = graceful.shutdown() => true,
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(connections = open, grace = %humantime::format_duration(grace), "grace period over; closing connections with requests in flight");
+            false
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Conn {
+    peer: SocketAddr,
+    scheme: &'static str,
+}
+
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, watcher: Watcher) {
+    let _open = shared.metrics.connection_opened("public");
+    let _ = stream.set_nodelay(true);
+    let (tls, builder, handshake_timeout) = {
+        let runtime = shared.runtime.load();
+        (runtime.tls.clone(), runtime.connections.clone(), runtime.config.server.header_read_timeout.get())
+    };
+    match tls {
+        None => serve_io(stream, Conn { peer, scheme: "http" }, shared, &builder, watcher).await,
+        Some(tls) => match tokio::time::timeout(handshake_timeout, tls.0.accept(stream)).await {
+            Ok(Ok(stream)) => serve_io(stream, Conn { peer, scheme: "https" }, shared, &builder, watcher).await,
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        },
+    }
+}
+
+async fn serve_io<I>(io: I, conn: Conn, shared: Arc<Shared>, builder: &auto::Builder<TokioExecutor>, watcher: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, conn, req).await) }
+    });
+    if let Err(e) = watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await {
+        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// One request, start to end: limits, routing, the route's pipeline, then metrics and the access log.
+async fn handle(shared: &Shared, conn: Conn, req: Request<Incoming>) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let runtime = shared.runtime.load_full();
+    let accept = Accept::from_headers(req.headers());
+    let request_id = request_id(req.headers());
+    let logged = runtime.access_log.enabled().then(|| (req.method().clone(), req.uri().clone(), host(&req).map(str::to_string), req.version()));
+
+    let (route_name, outcome) = route(&runtime, conn, req, accept, request_id.clone()).await;
+    let mut response = outcome.unwrap_or_else(|e| {
+        if e.status().is_server_error() {
+            tracing::warn!(request_id = ?request_id, error = %e, "request failed");
+        }
+        e.into_response(accept)
+    });
+    response.headers_mut().insert(&X_REQUEST_ID, request_id.clone());
+
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    if let Some(route) = &route_name {
+        route.1.observe(status, elapsed.as_secs_f64());
+    }
+    if let Some((method, uri, host, version)) = logged {
+        runtime.access_log.record(&access_log::Entry {
+            ts: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            client: conn.peer.ip(),
+            method: method.as_str(),
+            host: host.as_deref().unwrap_or(""),
+            path: uri.path(),
+            version: version_str(version),
+            status,
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            route: route_name.as_ref().map_or("", |r| &r.0),
+            request_id: request_id.to_str().unwrap_or(""),
+        });
+    }
+    response
+}
+
+type RouteLabel = (Arc<str>, crate::metrics::RouteMetrics);
+
+async fn route(
+    runtime: &Runtime,
+    conn: Conn,
+    req: Request<Incoming>,
+    accept: Accept,
+    request_id: http::HeaderValue,
+) -> (Option<RouteLabel>, Result<Response<ResponseBody>, GatewayError>) {
+    let limits = &runtime.config.server;
+    let Some(route) = runtime.route(host(&req), req.uri().path()) else {
+        return (None, Err(GatewayError::NoRoute));
+    };
+    let label = Some((route.name.clone(), route.metrics.clone()));
+    let max_header = limits.max_header_bytes.get();
+    if head_size(req.uri(), req.headers()) > max_header {
+        return (label, Err(GatewayError::HeadersTooLarge { limit: max_header }));
+    }
+    let max_body = limits.max_body_bytes.get();
+    let announced = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > max_body) {
+        return (label, Err(GatewayError::BodyTooLarge { limit: max_body }));
+    }
+    let ctx = RequestCtx { client_ip: conn.peer.ip(), scheme: conn.scheme, request_id, route: route.name.clone(), accept };
+    let req = req.map(|body| RequestBody::new(body, max_body));
+    (label, route.pipeline.run(req, &ctx).await)
+}
+
+/// HTTP/1.1 sends `Host`; HTTP/2 sends `:authority`, which hyper puts in the URI.
+fn host(req: &Request<Incoming>) -> Option<&str> {
+    req.headers().get(HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host())
+}
+
+fn version_str(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
