@@ -54,7 +54,8 @@ pub struct Handle {
     pub public_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: watch::Sender<bool>,
+    stop_public: watch::Sender<bool>,
+    stop_admin: watch::Sender<bool>,
     public: JoinHandle<bool>,
     admin: JoinHandle<()>,
 }
@@ -84,10 +85,10 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
     let admin_addr =
         admin_listener.local_addr().map_err(|source| StartError::Bind { key: "server.admin_listen", addr: admin_listen, source })?;
 
-    let (shutdown, stop) = watch::channel(false);
-    let public = tokio::spawn(serve_public(public_listener, shared.clone(), stop.clone()));
+    let (stop_public, stop) = watch::channel(false);
+    let public = tokio::spawn(serve_public(public_listener, shared.clone(), stop));
     let admin_router = crate::admin::router(shared.clone());
-    let mut admin_stop = stop;
+    let (stop_admin, mut admin_stop) = watch::channel(false);
     let admin = tokio::spawn(async move {
         let serve = axum::serve(admin_listener, admin_router).with_graceful_shutdown(async move {
             let _ = admin_stop.wait_for(|stopped| *stopped).await;
@@ -98,7 +99,7 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
     });
     shared.lifecycle.set(Phase::Ready);
     tracing::info!(public = %public_addr, admin = %admin_addr, version = env!("CARGO_PKG_VERSION"), "listening");
-    Ok(Handle { public_addr, admin_addr, shared, shutdown, public, admin })
+    Ok(Handle { public_addr, admin_addr, shared, stop_public, stop_admin, public, admin })
 }
 
 async fn open_access_log(config: &Config, metrics: &Metrics) -> Result<AccessLog, StartError> {
@@ -149,12 +150,13 @@ impl Handle {
     }
 
     /// Stops accepting, lets in-flight requests finish within `server.shutdown_grace`, then stops the admin
-    /// listener. `/readyz` reports draining from the first moment.
+    /// listener, which keeps answering (`/readyz`: draining) until the public side is done.
     pub async fn shutdown(self) -> Drained {
         self.shared.lifecycle.set(Phase::Draining);
         tracing::info!("draining");
-        let _ = self.shutdown.send(true);
+        let _ = self.stop_public.send(true);
         let clean = self.public.await.unwrap_or(false);
+        let _ = self.stop_admin.send(true);
         let _ = self.admin.await;
         tracing::info!(clean, "stopped");
         Drained { clean }
@@ -165,13 +167,16 @@ impl Handle {
 
 async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> bool {
     let graceful = GracefulShutdown::new();
+    // Owned so that connections still open after the grace period can be cut off.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         tokio::select! {
             biased;
             _ = async { stop.wait_for(|stopped| *stopped).await.map(drop) } => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    tokio::spawn(serve_connection(stream, peer, shared.clone(), graceful.watcher()));
+                    connections.spawn(serve_connection(stream, peer, shared.clone(), graceful.watcher()));
                 }
                 Err(e) => {
                     // Usually out of file descriptors: back off briefly instead of spinning.
@@ -188,6 +193,7 @@ async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watc
         () = graceful.shutdown() => true,
         () = tokio::time::sleep(grace) => {
             tracing::warn!(connections = open, grace = %humantime::format_duration(grace), "grace period over; closing connections with requests in flight");
+            connections.abort_all();
             false
         }
     }

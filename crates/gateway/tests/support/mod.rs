@@ -1,0 +1,145 @@
+//! A real origin and a real gateway on 127.0.0.1:0, and a real HTTP client, for the integration tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use spillway_config::Config;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+type OriginBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A test origin. Paths:
+/// - `/hold`: tells `arrived`, waits for `release`, then answers;
+/// - `/slow`: answers after an hour (of tokio time);
+/// - `/upload`: reads the whole body and answers with its length;
+/// - `/download/<n>`: streams `n` bytes in 64 KiB chunks;
+/// - anything else: JSON with the origin's name, the path and the request headers.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub arrived: Arc<Notify>,
+    pub release: Arc<Notify>,
+}
+
+impl Origin {
+    pub async fn start(name: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let origin = Self { addr, arrived: Arc::new(Notify::new()), release: Arc::new(Notify::new()) };
+        let o = origin.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let o = o.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| answer(name, o.clone(), req));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        origin
+    }
+}
+
+async fn answer(name: &'static str, origin: Origin, req: Request<Incoming>) -> Result<Response<OriginBody>, Infallible> {
+    let path = req.uri().path().to_string();
+    let full = |s: String| Full::new(Bytes::from(s)).boxed();
+    let body = match path.as_str() {
+        "/hold" => {
+            origin.arrived.notify_one();
+            origin.release.notified().await;
+            full("released".into())
+        }
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            full("slow".into())
+        }
+        "/upload" => {
+            let mut body = req.into_body();
+            let mut n = 0u64;
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(f) => n += f.data_ref().map_or(0, |d| d.len() as u64),
+                    Err(_) => return Ok(Response::builder().status(StatusCode::BAD_REQUEST).body(full("aborted".into())).unwrap()),
+                }
+            }
+            full(n.to_string())
+        }
+        p if p.starts_with("/download/") => {
+            let total: usize = p["/download/".len()..].parse().unwrap_or(0);
+            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+            let frames = futures_util::stream::iter((0..total.div_ceil(chunk.len())).map(move |i| {
+                let len = chunk.len().min(total - i * chunk.len());
+                Ok::<_, Infallible>(Frame::data(chunk.slice(..len)))
+            }));
+            StreamBody::new(frames).boxed()
+        }
+        _ => {
+            let headers: BTreeMap<String, String> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect();
+            full(serde_json::json!({ "origin": name, "path": path, "headers": headers }).to_string())
+        }
+    };
+    let mut response = Response::new(body);
+    // A hop-by-hop header the gateway must not pass on to the client.
+    response.headers_mut().insert("connection", "x-origin-hop".parse().unwrap());
+    response.headers_mut().insert("x-origin-hop", "secret".parse().unwrap());
+    Ok(response)
+}
+
+pub const TOKEN: &str = "test-admin-token";
+
+/// A config with both listeners on port 0 and the test token, plus `rest`.
+pub fn config(rest: &str) -> Config {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\n{rest}"
+    );
+    Config::parse(&text).unwrap()
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+pub fn url(handle: &spillway_gateway::Handle, path: &str) -> String {
+    format!("http://{}{path}", handle.public_addr)
+}
+
+pub async fn metrics(handle: &spillway_gateway::Handle) -> String {
+    client()
+        .get(format!("http://{}/metrics", handle.admin_addr))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the first metric line starting with `prefix`.
+pub fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// An address with nothing listening: bound, then closed.
+pub async fn dead_address() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
