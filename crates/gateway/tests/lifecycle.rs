@@ -1,11 +1,9 @@
 //! Admin listener, metrics, reload and graceful shutdown of a real gateway.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{Origin, TOKEN, client, config, metric, metrics, url};
+use spillway_testkit::{Origin, TOKEN, client, config, metric, metrics, url};
 
 fn one_route(origin: &Origin) -> spillway_config::Config {
     config(&format!("[upstreams.a]\naddresses = [\"{}\"]\n[[routes]]\nname = \"site\"\nupstream = \"a\"", origin.addr))
@@ -46,9 +44,9 @@ async fn metrics_count_requests_by_route_and_class_and_watch_the_pool() {
     let gw = spillway_gateway::start(one_route(&origin)).await.unwrap();
     let http = client();
     for _ in 0..3 {
-        assert_eq!(http.get(url(&gw, "/x")).send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(http.get(url(gw.public_addr, "/x")).send().await.unwrap().status(), StatusCode::OK);
     }
-    let m = metrics(&gw).await;
+    let m = metrics(gw.admin_addr).await;
     let labels = "{route=\"site\",status_class=\"2xx\"}";
     assert_eq!(metric(&m, &format!("spillway_http_requests_total{labels}")), Some(3.0), "{m}");
     assert_eq!(metric(&m, &format!("spillway_http_request_duration_seconds_count{labels}")), Some(3.0));
@@ -73,13 +71,13 @@ async fn a_bad_reload_keeps_the_running_config_and_a_good_one_applies() {
     ));
     let err = gw.reload(bad).await.unwrap_err().to_string();
     assert!(err.starts_with("server.tls.cert: "), "{err}");
-    assert_eq!(origin_of(http.get(url(&gw, "/")).send().await.unwrap()).await, "a");
+    assert_eq!(origin_of(http.get(url(gw.public_addr, "/")).send().await.unwrap()).await, "a");
 
     let good = config(&format!("[upstreams.b]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"b\"", b.addr));
     gw.reload(good).await.unwrap();
-    assert_eq!(origin_of(http.get(url(&gw, "/")).send().await.unwrap()).await, "b");
+    assert_eq!(origin_of(http.get(url(gw.public_addr, "/")).send().await.unwrap()).await, "b");
 
-    let m = metrics(&gw).await;
+    let m = metrics(gw.admin_addr).await;
     assert_eq!(metric(&m, "spillway_config_reloads_total{outcome=\"rejected\"}"), Some(1.0));
     assert_eq!(metric(&m, "spillway_config_reloads_total{outcome=\"applied\"}"), Some(1.0));
     gw.shutdown().await;
@@ -126,7 +124,7 @@ async fn shutdown_gives_up_after_the_grace_period() {
         origin.addr
     ));
     let gw = spillway_gateway::start(cfg).await.unwrap();
-    let held = tokio::spawn(client().get(url(&gw, "/hold")).send());
+    let held = tokio::spawn(client().get(url(gw.public_addr, "/hold")).send());
     origin.arrived.notified().await;
     assert!(!gw.shutdown().await.clean);
     assert!(held.await.unwrap().is_err(), "the held request was cut off");

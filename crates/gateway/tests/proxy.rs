@@ -1,13 +1,11 @@
 //! The reverse proxy end to end: real origin, real gateway, real client, all on 127.0.0.1.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{Origin, client, config, dead_address, metric, metrics, url};
+use spillway_testkit::{Origin, client, config, dead_address, metric, metrics, url};
 
 #[tokio::test]
 async fn routes_by_host_then_longest_prefix() {
@@ -47,7 +45,7 @@ upstream = "a"
         (Some("SHOP.test:8080"), "/api/v2/x", "a"),
         (Some("other.test"), "/api", "b"),
     ] {
-        let mut req = http.get(url(&gw, path));
+        let mut req = http.get(url(gw.public_addr, path));
         if let Some(h) = host {
             req = req.header("host", h);
         }
@@ -63,7 +61,7 @@ async fn no_route_is_a_json_404() {
     let origin = Origin::start("a").await;
     let cfg = config(&format!("[upstreams.a]\naddresses = [\"{}\"]\n[[routes]]\npath = \"/only\"\nupstream = \"a\"", origin.addr));
     let gw = spillway_gateway::start(cfg).await.unwrap();
-    let resp = client().get(url(&gw, "/elsewhere")).send().await.unwrap();
+    let resp = client().get(url(gw.public_addr, "/elsewhere")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "no_route");
@@ -76,7 +74,7 @@ async fn strips_hop_by_hop_and_adds_forwarding_headers() {
     let cfg = config(&format!("[upstreams.a]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"a\"", origin.addr));
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let resp = client()
-        .get(url(&gw, "/echo"))
+        .get(url(gw.public_addr, "/echo"))
         .header("connection", "keep-alive, x-drop-me")
         .header("x-drop-me", "1")
         .header("keep-alive", "timeout=5")
@@ -104,7 +102,7 @@ async fn strips_hop_by_hop_and_adds_forwarding_headers() {
     assert_eq!(h["host"], gw.public_addr.to_string(), "the client's Host is kept");
 
     // Without an incoming id the gateway makes one and gives the same one to both sides.
-    let resp = client().get(url(&gw, "/echo")).send().await.unwrap();
+    let resp = client().get(url(gw.public_addr, "/echo")).send().await.unwrap();
     let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(id.len(), 32);
@@ -120,7 +118,7 @@ async fn slow_origin_gets_a_504_on_paused_time() {
         origin.addr
     ));
     let gw = spillway_gateway::start(cfg).await.unwrap();
-    let resp = client().get(url(&gw, "/slow")).send().await.unwrap();
+    let resp = client().get(url(gw.public_addr, "/slow")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "upstream_timeout");
@@ -132,13 +130,13 @@ async fn slow_origin_gets_a_504_on_paused_time() {
 async fn dead_address_is_a_502_in_the_format_the_client_reads() {
     let cfg = config(&format!("[upstreams.gone]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"gone\"", dead_address().await));
     let gw = spillway_gateway::start(cfg).await.unwrap();
-    let resp = client().get(url(&gw, "/")).header("accept", "application/json").send().await.unwrap();
+    let resp = client().get(url(gw.public_addr, "/")).header("accept", "application/json").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "upstream_unavailable");
     assert!(!body["message"].as_str().unwrap().contains("127.0.0.1"), "internal address leaked: {body}");
 
-    let resp = client().get(url(&gw, "/")).header("accept", "text/html,*/*").send().await.unwrap();
+    let resp = client().get(url(gw.public_addr, "/")).header("accept", "text/html,*/*").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(resp.text().await.unwrap().contains("502 Bad Gateway"));
@@ -160,11 +158,11 @@ async fn dead_address_is_ejected_and_retried_after_eject_for() {
 
     // Round-robin starts at the dead address: that GET fails to connect, is replayed on the live one.
     for _ in 0..6 {
-        let resp = http.get(url(&gw, "/")).send().await.unwrap();
+        let resp = http.get(url(gw.public_addr, "/")).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
     }
     assert!(gw.runtime().upstream("pair").unwrap().is_ejected(0));
-    let m = metrics(&gw).await;
+    let m = metrics(gw.admin_addr).await;
     assert_eq!(metric(&m, &failures), Some(1.0), "ejected address was tried again:\n{m}");
     assert_eq!(metric(&m, &ejections), Some(1.0));
 
@@ -175,10 +173,10 @@ async fn dead_address_is_ejected_and_retried_after_eject_for() {
     let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().unwrap();
     let mut statuses = Vec::new();
     for _ in 0..2 {
-        statuses.push(http.post(url(&gw, "/upload")).body("payload").send().await.unwrap().status());
+        statuses.push(http.post(url(gw.public_addr, "/upload")).body("payload").send().await.unwrap().status());
     }
     assert!(statuses.contains(&StatusCode::BAD_GATEWAY) && statuses.contains(&StatusCode::OK), "{statuses:?}");
-    assert_eq!(metric(&metrics(&gw).await, &ejections), Some(2.0));
+    assert_eq!(metric(&metrics(gw.admin_addr).await, &ejections), Some(2.0));
     gw.shutdown().await;
 }
 
@@ -192,17 +190,17 @@ async fn oversized_bodies_get_413_whether_announced_or_streamed() {
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let http = client();
 
-    let ok = http.post(url(&gw, "/upload")).body(vec![0u8; 1024]).send().await.unwrap();
+    let ok = http.post(url(gw.public_addr, "/upload")).body(vec![0u8; 1024]).send().await.unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     assert_eq!(ok.text().await.unwrap(), "1024");
 
-    let announced = http.post(url(&gw, "/upload")).body(vec![0u8; 1025]).send().await.unwrap();
+    let announced = http.post(url(gw.public_addr, "/upload")).body(vec![0u8; 1025]).send().await.unwrap();
     assert_eq!(announced.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(announced.json::<Value>().await.unwrap()["error"], "body_too_large");
 
     // Chunked: no Content-Length, so the limit is found while streaming.
     let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(vec![0u8; 800]), Ok(vec![0u8; 800])]);
-    let streamed = http.post(url(&gw, "/upload")).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    let streamed = http.post(url(gw.public_addr, "/upload")).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
     assert_eq!(streamed.status(), StatusCode::PAYLOAD_TOO_LARGE);
     gw.shutdown().await;
 }
@@ -216,13 +214,13 @@ async fn oversized_headers_get_431() {
     ));
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let http = client();
-    let fits = http.get(url(&gw, "/")).header("x-big", "v".repeat(3000)).send().await.unwrap();
+    let fits = http.get(url(gw.public_addr, "/")).header("x-big", "v".repeat(3000)).send().await.unwrap();
     assert_eq!(fits.status(), StatusCode::OK);
-    let too_big = http.get(url(&gw, "/")).header("x-big", "v".repeat(5000)).send().await.unwrap();
+    let too_big = http.get(url(gw.public_addr, "/")).header("x-big", "v".repeat(5000)).send().await.unwrap();
     assert_eq!(too_big.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     assert_eq!(too_big.json::<Value>().await.unwrap()["error"], "headers_too_large");
     // Far past the limit hyper itself refuses while parsing, still with 431.
-    let huge = http.get(url(&gw, "/")).header("x-big", "v".repeat(64 * 1024)).send().await.unwrap();
+    let huge = http.get(url(gw.public_addr, "/")).header("x-big", "v".repeat(64 * 1024)).send().await.unwrap();
     assert_eq!(huge.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     gw.shutdown().await;
 }
@@ -233,7 +231,7 @@ async fn h2c_with_prior_knowledge() {
     let cfg = config(&format!("[upstreams.a]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"a\"", origin.addr));
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let h2 = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().unwrap();
-    let resp = h2.get(url(&gw, "/h2")).send().await.unwrap();
+    let resp = h2.get(url(gw.public_addr, "/h2")).send().await.unwrap();
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();

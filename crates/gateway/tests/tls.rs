@@ -1,10 +1,8 @@
 //! HTTP/2 over TLS with ALPN, using a certificate generated for the test.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use serde_json::Value;
-use support::{Origin, config};
+use spillway_testkit::{Origin, config};
 
 #[tokio::test]
 async fn http2_over_tls_with_alpn() {

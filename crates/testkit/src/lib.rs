@@ -1,5 +1,5 @@
 //! A real origin and a real gateway on 127.0.0.1:0, and a real HTTP client, for the integration tests.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -117,13 +117,14 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-pub fn url(handle: &spillway_gateway::Handle, path: &str) -> String {
-    format!("http://{}{path}", handle.public_addr)
+pub fn url(public: SocketAddr, path: &str) -> String {
+    format!("http://{public}{path}")
 }
 
-pub async fn metrics(handle: &spillway_gateway::Handle) -> String {
+/// The admin listener's `/metrics` text.
+pub async fn metrics(admin: SocketAddr) -> String {
     client()
-        .get(format!("http://{}/metrics", handle.admin_addr))
+        .get(format!("http://{admin}/metrics"))
         .bearer_auth(TOKEN)
         .send()
         .await

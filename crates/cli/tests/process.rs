@@ -1,0 +1,210 @@
+//! The real `spillway` binary as a user runs it: signals, reloads, exit codes, memory while streaming.
+#![allow(clippy::unwrap_used)]
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use spillway_testkit::{Origin, TOKEN, client};
+use tokio::sync::mpsc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_spillway");
+/// A safety net so a broken build fails instead of hanging; events, not this, decide when to go on.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+struct Spillway {
+    child: Child,
+    logs: mpsc::UnboundedReceiver<Value>,
+    public: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Spillway {
+    async fn serve(config: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, logs) = mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => drop(tx.send(v)),
+                    Err(_) => panic!("non-JSON log line: {line}"),
+                }
+            }
+        });
+        let mut s = Self { child, logs, public: ([0, 0, 0, 0], 0).into(), admin: ([0, 0, 0, 0], 0).into() };
+        let listening = s.log("listening").await;
+        s.public = listening["public"].as_str().unwrap().parse().unwrap();
+        s.admin = listening["admin"].as_str().unwrap().parse().unwrap();
+        s
+    }
+
+    /// Waits for the next log event with this message.
+    async fn log(&mut self, message: &str) -> Value {
+        loop {
+            let event = tokio::time::timeout(PATIENCE, self.logs.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {message:?} log within {PATIENCE:?}"))
+                .unwrap_or_else(|| panic!("spillway exited before logging {message:?}"));
+            if event["message"] == message {
+                return event;
+            }
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Peak resident memory so far, from the kernel's own accounting.
+    fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap();
+        kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap() * 1024
+    }
+
+    fn wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.public)
+    }
+}
+
+impl Drop for Spillway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(path: &Path, rest: &str) {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\nmax_body_bytes = \"64MiB\"\n[log]\nformat = \"json\"\n{rest}"
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+fn route_to(origin: &Origin, upstream: &str) -> String {
+    format!("[upstreams.{upstream}]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"{upstream}\"\n", origin.addr)
+}
+
+#[test]
+fn check_prints_effective_settings_or_names_the_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spillway.toml");
+    write_config(&path, "[upstreams.shop]\naddresses = [\"127.0.0.1:3000\"]\n[[routes]]\nupstream = \"shopp\"\n");
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(r#"routes[0].upstream: no upstream named "shopp"; did you mean "shop"?"#), "{stderr}");
+
+    write_config(&path, "[upstreams.shop]\naddresses = [\"127.0.0.1:3000\"]\n[[routes]]\nupstream = \"shop\"\n");
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("request_timeout = \"30s\"") && stdout.contains("admin_token = \"<redacted>\""), "{stdout}");
+
+    let missing = Command::new(BIN).args(["check", "--config", "/nonexistent/spillway.toml"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+
+    let version = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_in_flight_request_finish_and_exits_zero() {
+    let origin = Origin::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spillway.toml");
+    write_config(&path, &route_to(&origin, "a"));
+    let mut gw = Spillway::serve(&path).await;
+
+    let held = tokio::spawn(client().get(gw.url("/hold")).send());
+    origin.arrived.notified().await;
+    gw.signal("TERM");
+    gw.log("draining").await;
+    origin.release.notify_one();
+    let resp = held.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "released");
+    assert!(gw.log("stopped").await["clean"].as_bool().unwrap());
+    assert!(gw.wait().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_good_file_and_keeps_the_running_config_on_a_bad_one() {
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spillway.toml");
+    write_config(&path, &route_to(&a, "a"));
+    let mut gw = Spillway::serve(&path).await;
+    let http = client();
+    let origin_of = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap()["origin"].clone() }
+    };
+    assert_eq!(origin_of(gw.url("/")).await, "a");
+
+    let text = std::fs::read_to_string(&path).unwrap().replace("upstream = \"a\"", "upstream = \"shopp\"");
+    std::fs::write(&path, text).unwrap();
+    gw.signal("HUP");
+    let rejected = gw.log("reload rejected; keeping the running config").await;
+    assert!(rejected["error"].as_str().unwrap().contains(r#"routes[0].upstream: no upstream named "shopp""#), "{rejected}");
+    assert_eq!(origin_of(gw.url("/")).await, "a");
+
+    write_config(&path, &route_to(&b, "b"));
+    gw.signal("HUP");
+    gw.log("reload applied").await;
+    assert_eq!(origin_of(gw.url("/")).await, "b");
+
+    let m = spillway_testkit::metrics(gw.admin).await;
+    assert_eq!(spillway_testkit::metric(&m, "spillway_config_reloads_total{outcome=\"rejected\"}"), Some(1.0), "{m}");
+    gw.signal("TERM");
+    assert!(gw.wait().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_megabytes_stream_through_both_ways_in_little_memory() {
+    const SIZE: usize = 50 * 1024 * 1024;
+    const CHUNK: usize = 64 * 1024;
+    let origin = Origin::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spillway.toml");
+    write_config(&path, &route_to(&origin, "a"));
+    let gw = Spillway::serve(&path).await;
+    let http = client();
+    let before = gw.peak_rss_bytes();
+
+    let chunks = futures_util::stream::iter((0..SIZE / CHUNK).map(|_| Ok::<_, std::io::Error>(vec![7u8; CHUNK])));
+    let up = http.post(gw.url("/upload")).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    assert_eq!(up.status(), 200);
+    assert_eq!(up.text().await.unwrap(), SIZE.to_string());
+
+    let down = http.get(gw.url(&format!("/download/{SIZE}"))).send().await.unwrap();
+    assert_eq!(down.status(), 200);
+    let mut received = 0;
+    let mut body = down.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        received += chunk.unwrap().len();
+    }
+    assert_eq!(received, SIZE);
+
+    let peak = gw.peak_rss_bytes();
+    eprintln!("gateway peak RSS: {} KiB before, {} KiB after 2 x 50 MiB", before / 1024, peak / 1024);
+    assert!(peak - before < 8 * 1024 * 1024, "peak RSS grew by {} KiB while streaming", (peak - before) / 1024);
+    assert!(peak < 32 * 1024 * 1024, "peak RSS {} KiB", peak / 1024);
+}
