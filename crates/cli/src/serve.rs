@@ -58,6 +58,8 @@ async fn reload(handle: &spillway_gateway::Handle, path: &Path) {
     };
     match result {
         Ok(()) => tracing::info!(config = %path.display(), "reload applied"),
-        Err(error) => tracing::error!(config = %path.display(), %error, "reload rejected; keeping the running config"),
+        Err(error) => {
+            tracing::error!(config = %path.display(), %error, "reload rejected; keeping the running config")
+        }
     }
 }

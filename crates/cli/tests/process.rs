@@ -1,5 +1,5 @@
 //! The real `spillway` binary as a user runs it: signals, reloads, exit codes, memory while streaming.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -116,7 +116,10 @@ fn check_prints_effective_settings_or_names_the_bad_key() {
     let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("request_timeout = \"30s\"") && stdout.contains("admin_token = \"<redacted>\""), "{stdout}");
+    assert!(
+        stdout.contains("request_timeout = \"30s\"") && stdout.contains("admin_token = \"<redacted>\""),
+        "{stdout}"
+    );
 
     let missing = Command::new(BIN).args(["check", "--config", "/nonexistent/spillway.toml"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
@@ -163,7 +166,10 @@ async fn sighup_applies_a_good_file_and_keeps_the_running_config_on_a_bad_one() 
     std::fs::write(&path, text).unwrap();
     gw.signal("HUP");
     let rejected = gw.log("reload rejected; keeping the running config").await;
-    assert!(rejected["error"].as_str().unwrap().contains(r#"routes[0].upstream: no upstream named "shopp""#), "{rejected}");
+    assert!(
+        rejected["error"].as_str().unwrap().contains(r#"routes[0].upstream: no upstream named "shopp""#),
+        "{rejected}"
+    );
     assert_eq!(origin_of(gw.url("/")).await, "a");
 
     write_config(&path, &route_to(&b, "b"));

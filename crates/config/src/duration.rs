@@ -44,9 +44,9 @@ impl<'de> Deserialize<'de> for Seconds {
                 f.write_str("a duration string such as \"250ms\", \"30s\" or \"5m\"")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Seconds, E> {
-                humantime::parse_duration(v.trim())
-                    .map(Seconds)
-                    .map_err(|e| E::custom(format!("invalid duration {v:?}: {e} (write it like \"250ms\", \"30s\" or \"5m\")")))
+                humantime::parse_duration(v.trim()).map(Seconds).map_err(|e| {
+                    E::custom(format!("invalid duration {v:?}: {e} (write it like \"250ms\", \"30s\" or \"5m\")"))
+                })
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Seconds, E> {
                 Err(E::custom(format!("bare number {v} is ambiguous; write the unit, like \"{v}s\" or \"{v}ms\"")))

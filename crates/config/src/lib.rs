@@ -52,10 +52,8 @@ pub struct Config {
 impl Config {
     /// Reads, parses and validates a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
         let mut config = Self::parse(&text)?;
         config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
         Ok(config)

@@ -38,7 +38,9 @@ impl<'de> Deserialize<'de> for AccessLog {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
         Ok(match raw.as_str() {
-            "" => return Err(serde::de::Error::custom("empty; use \"off\", \"stdout\", \"stderr\" or a file path")),
+            "" => {
+                return Err(serde::de::Error::custom("empty; use \"off\", \"stdout\", \"stderr\" or a file path"));
+            }
             "off" => Self::Off,
             "stdout" => Self::Stdout,
             "stderr" => Self::Stderr,

@@ -25,7 +25,8 @@ impl ByteSize {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (digits, unit) = s.split_at(split);
-        let n: u64 = digits.parse().map_err(|_| format!("invalid size {s:?}: expected a number and a unit like \"16KiB\""))?;
+        let n: u64 =
+            digits.parse().map_err(|_| format!("invalid size {s:?}: expected a number and a unit like \"16KiB\""))?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1_000,
@@ -34,7 +35,9 @@ impl ByteSize {
             "mib" => 1 << 20,
             "g" | "gb" => 1_000_000_000,
             "gib" => 1 << 30,
-            other => return Err(format!("invalid size {s:?}: unknown unit {other:?} (use B, KB, KiB, MB, MiB, GB or GiB)")),
+            other => {
+                return Err(format!("invalid size {s:?}: unknown unit {other:?} (use B, KB, KiB, MB, MiB, GB or GiB)"));
+            }
         };
         n.checked_mul(mult).map(Self).ok_or_else(|| format!("invalid size {s:?}: too large"))
     }

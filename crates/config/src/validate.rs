@@ -27,7 +27,10 @@ fn server(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     if s.listen == s.admin_listen && s.listen.port() != 0 {
-        return Err(ConfigError::invalid("server.admin_listen", format!("same address as server.listen ({})", s.listen)));
+        return Err(ConfigError::invalid(
+            "server.admin_listen",
+            format!("same address as server.listen ({})", s.listen),
+        ));
     }
     if !(1024..=1024 * 1024).contains(&s.max_header_bytes.get()) {
         return Err(ConfigError::invalid("server.max_header_bytes", "must be between 1KiB and 1MiB"));
@@ -70,16 +73,18 @@ fn upstream(name: &str, u: &UpstreamConfig) -> Result<(), ConfigError> {
     }
     let mut seen = HashSet::new();
     for (i, addr) in u.addresses.iter().enumerate() {
-        check_address(addr).map_err(|reason| ConfigError::invalid(format!("upstreams.{name}.addresses[{i}]"), reason))?;
+        check_address(addr)
+            .map_err(|reason| ConfigError::invalid(format!("upstreams.{name}.addresses[{i}]"), reason))?;
         if !seen.insert(addr) {
-            return Err(ConfigError::invalid(format!("upstreams.{name}.addresses[{i}]"), format!("duplicate address {addr:?}")));
+            return Err(ConfigError::invalid(
+                format!("upstreams.{name}.addresses[{i}]"),
+                format!("duplicate address {addr:?}"),
+            ));
         }
     }
-    for (field, value) in [
-        ("connect_timeout", u.connect_timeout),
-        ("request_timeout", u.request_timeout),
-        ("eject_for", u.eject_for),
-    ] {
+    for (field, value) in
+        [("connect_timeout", u.connect_timeout), ("request_timeout", u.request_timeout), ("eject_for", u.eject_for)]
+    {
         if value.get().is_zero() {
             return Err(ConfigError::invalid(key(field), "must be greater than 0"));
         }
@@ -141,7 +146,8 @@ fn routes(routes: &[RouteConfig], upstreams: &BTreeMap<String, UpstreamConfig>) 
         }
         for (p, policy) in route.policies.iter().enumerate() {
             if !POLICY_KINDS.contains(&policy.kind.as_str()) {
-                let known = if POLICY_KINDS.is_empty() { "none in this version".to_string() } else { POLICY_KINDS.join(", ") };
+                let known =
+                    if POLICY_KINDS.is_empty() { "none in this version".to_string() } else { POLICY_KINDS.join(", ") };
                 return Err(ConfigError::invalid(
                     format!("routes[{i}].policies[{p}]"),
                     format!("unknown policy kind {:?} (known kinds: {known})", policy.kind),
@@ -163,7 +169,11 @@ fn check_host(host: &str) -> Result<(), String> {
         && bare.split('.').all(|label| {
             !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
-    if ok { Ok(()) } else { Err(format!("{host:?} is not a host name (write \"shop.example.com\" or \"*.example.com\", no port)")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{host:?} is not a host name (write \"shop.example.com\" or \"*.example.com\", no port)"))
+    }
 }
 
 fn is_name(s: &str) -> bool {
@@ -171,9 +181,5 @@ fn is_name(s: &str) -> bool {
 }
 
 fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (strsim::levenshtein(wanted, c), c))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, c)| c)
+    candidates.map(|c| (strsim::levenshtein(wanted, c), c)).filter(|(d, _)| *d <= 2).min().map(|(_, c)| c)
 }

@@ -1,4 +1,5 @@
 //! Every configuration error names the key and the reason.
+#![allow(clippy::unwrap_used)]
 
 use spillway_config::{Config, ConfigError};
 
@@ -46,9 +47,18 @@ fn unknown_keys_are_named() {
 
 #[test]
 fn durations_need_units() {
-    assert_err("[upstreams.api]\naddresses = [\"a:1\"]\nrequest_timeout = 30", "upstreams.api.request_timeout", "ambiguous");
-    assert_err("[upstreams.api]\naddresses = [\"a:1\"]\nrequest_timeout = \"30 parsecs\"", "upstreams.api.request_timeout", "invalid duration");
-    let config = Config::parse(&format!("{BASE}\n[upstreams.api]\naddresses = [\"a:1\"]\nrequest_timeout = \"250ms\"")).expect("valid");
+    assert_err(
+        "[upstreams.api]\naddresses = [\"a:1\"]\nrequest_timeout = 30",
+        "upstreams.api.request_timeout",
+        "ambiguous",
+    );
+    assert_err(
+        "[upstreams.api]\naddresses = [\"a:1\"]\nrequest_timeout = \"30 parsecs\"",
+        "upstreams.api.request_timeout",
+        "invalid duration",
+    );
+    let config = Config::parse(&format!("{BASE}\n[upstreams.api]\naddresses = [\"a:1\"]\nrequest_timeout = \"250ms\""))
+        .expect("valid");
     assert_eq!(config.upstreams["api"].request_timeout.get().as_millis(), 250);
 }
 
@@ -93,7 +103,11 @@ fn bad_values() {
         "same host and path as routes[0]",
     );
     assert_err("[[routes]]\nupstream = \"shop\"\npolicies = [\"room\"]", "routes[0].policies[0]", "kind:name");
-    assert_err("[[routes]]\nupstream = \"shop\"\npolicies = [\"room:sale\"]", "routes[0].policies[0]", "unknown policy kind");
+    assert_err(
+        "[[routes]]\nupstream = \"shop\"\npolicies = [\"room:sale\"]",
+        "routes[0].policies[0]",
+        "unknown policy kind",
+    );
 }
 
 #[test]
@@ -105,7 +119,8 @@ fn syntax_errors_give_a_line() {
 
 #[test]
 fn effective_settings_parse_back() {
-    let config = Config::parse(&format!("{BASE}\n[[routes]]\nhost = \"*.example.com\"\nupstream = \"shop\"")).expect("valid");
+    let config =
+        Config::parse(&format!("{BASE}\n[[routes]]\nhost = \"*.example.com\"\nupstream = \"shop\"")).expect("valid");
     let shown = config.to_effective_toml();
     assert!(shown.contains("name = \"route0\""), "{shown}");
     assert!(shown.contains("connect_timeout = \"2s\""), "{shown}");

@@ -58,7 +58,9 @@ impl AccessLog {
 
     pub fn record(&self, entry: &Entry<'_>) {
         let Some(tx) = &self.tx else { return };
-        let Ok(mut line) = serde_json::to_string(entry) else { return };
+        let Ok(mut line) = serde_json::to_string(entry) else {
+            return;
+        };
         line.push('\n');
         if tx.try_send(line).is_err() {
             self.dropped.inc();

@@ -18,11 +18,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .layer(middleware::from_fn_with_state(shared.clone(), require_token));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .merge(protected)
-        .fallback(not_found)
-        .with_state(shared)
+    Router::new().route("/healthz", get(healthz)).merge(protected).fallback(not_found).with_state(shared)
 }
 
 async fn healthz() -> Response {
@@ -66,7 +62,9 @@ async fn require_token(State(shared): State<Arc<Shared>>, request: Request, next
 
 fn unauthorized(message: &str) -> Response {
     let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", message);
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"spillway-admin\""));
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"spillway-admin\""));
     response
 }
 

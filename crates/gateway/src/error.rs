@@ -50,7 +50,9 @@ impl GatewayError {
     /// What the client is told: no internal addresses or error chains, which belong in the logs.
     pub fn public_message(&self) -> String {
         match self {
-            Self::UpstreamUnavailable { upstream, .. } => format!("upstream {upstream} is unavailable"),
+            Self::UpstreamUnavailable { upstream, .. } => {
+                format!("upstream {upstream} is unavailable")
+            }
             other => other.to_string(),
         }
     }

@@ -82,8 +82,16 @@ impl Metrics {
             "Time from request received to response headers sent, by route and status class",
             m.latency.clone(),
         );
-        registry.register("upstream_connections", "Open connections to each upstream address", m.upstream_connections.clone());
-        registry.register("upstream_in_flight", "Requests in flight to each upstream address", m.upstream_in_flight.clone());
+        registry.register(
+            "upstream_connections",
+            "Open connections to each upstream address",
+            m.upstream_connections.clone(),
+        );
+        registry.register(
+            "upstream_in_flight",
+            "Requests in flight to each upstream address",
+            m.upstream_in_flight.clone(),
+        );
         registry.register(
             "upstream_connect_failures",
             "Failed connection attempts to each upstream address",
@@ -92,7 +100,11 @@ impl Metrics {
         registry.register("upstream_ejections", "Times an upstream address was ejected", m.upstream_ejections.clone());
         registry.register("connections_open", "Client connections open, by listener", m.connections.clone());
         registry.register("config_reloads", "Configuration reloads by outcome", m.reloads.clone());
-        registry.register("access_log_dropped", "Access log lines dropped because the writer fell behind", m.access_log_dropped.clone());
+        registry.register(
+            "access_log_dropped",
+            "Access log lines dropped because the writer fell behind",
+            m.access_log_dropped.clone(),
+        );
         registry.register("build", "Build information", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
         Arc::new(Self { registry, ..m })
     }

@@ -41,11 +41,11 @@ impl Router {
                 },
             }
         }
-        let by_length = |a: &Prefix, b: &Prefix| b.path.len().cmp(&a.path.len());
-        router.any.sort_by(by_length);
-        router.exact.values_mut().for_each(|l| l.sort_by(by_length));
-        router.wildcard.iter_mut().for_each(|(_, l)| l.sort_by(by_length));
-        router.wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        let longest_first = |p: &Prefix| std::cmp::Reverse(p.path.len());
+        router.any.sort_by_key(longest_first);
+        router.exact.values_mut().for_each(|l| l.sort_by_key(longest_first));
+        router.wildcard.iter_mut().for_each(|(_, l)| l.sort_by_key(longest_first));
+        router.wildcard.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
         router
     }
 
@@ -82,7 +82,11 @@ fn normalize_host(host: &str) -> Cow<'_, str> {
         None => host.split(':').next().unwrap_or(host),
     };
     let host = host.trim_end_matches('.');
-    if host.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(host.to_ascii_lowercase()) } else { Cow::Borrowed(host) }
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 #[cfg(test)]

@@ -72,15 +72,17 @@ impl Runtime {
                 .policies
                 .iter()
                 .enumerate()
-                .map(|(p, policy)| build_policy(policy, &config).map_err(|reason| {
-                    ConfigError::invalid(format!("routes[{i}].policies[{p}]"), reason)
-                }))
+                .map(|(p, policy)| {
+                    build_policy(policy, &config)
+                        .map_err(|reason| ConfigError::invalid(format!("routes[{i}].policies[{p}]"), reason))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let pipeline = Pipeline::new(policies, Arc::new(ProxyTarget::new(upstream)));
             routes.push(Route { metrics: metrics.route(&name), name, pipeline });
         }
         let router = Router::new(config.routes.iter().map(|r| (r.host.as_deref(), r.path.as_str())));
-        let tls = config.server.tls.as_ref().map(|t| crate::tls::acceptor(t, config.server.http2).map(Tls)).transpose()?;
+        let tls =
+            config.server.tls.as_ref().map(|t| crate::tls::acceptor(t, config.server.http2).map(Tls)).transpose()?;
         Ok(Self {
             connections: Arc::new(connection_builder(&config)),
             config: Arc::new(config),

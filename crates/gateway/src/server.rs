@@ -10,10 +10,10 @@ use http::header::HOST;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
+use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::rt::TokioExecutor;
 use spillway_config::{Config, ConfigError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -75,15 +75,26 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
     let runtime = Runtime::build(config, &metrics, None, access_log)?;
     let shared = Arc::new(Shared { runtime: ArcSwap::from_pointee(runtime), metrics, lifecycle: Lifecycle::default() });
 
-    let admin_listener = TcpListener::bind(admin_listen)
-        .await
-        .map_err(|source| StartError::Bind { key: "server.admin_listen", addr: admin_listen, source })?;
-    let public_listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| StartError::Bind { key: "server.listen", addr: listen, source })?;
-    let public_addr = public_listener.local_addr().map_err(|source| StartError::Bind { key: "server.listen", addr: listen, source })?;
-    let admin_addr =
-        admin_listener.local_addr().map_err(|source| StartError::Bind { key: "server.admin_listen", addr: admin_listen, source })?;
+    let admin_listener = TcpListener::bind(admin_listen).await.map_err(|source| StartError::Bind {
+        key: "server.admin_listen",
+        addr: admin_listen,
+        source,
+    })?;
+    let public_listener = TcpListener::bind(listen).await.map_err(|source| StartError::Bind {
+        key: "server.listen",
+        addr: listen,
+        source,
+    })?;
+    let public_addr = public_listener.local_addr().map_err(|source| StartError::Bind {
+        key: "server.listen",
+        addr: listen,
+        source,
+    })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
+        key: "server.admin_listen",
+        addr: admin_listen,
+        source,
+    })?;
 
     let (stop_public, stop) = watch::channel(false);
     let public = tokio::spawn(serve_public(public_listener, shared.clone(), stop));
@@ -241,7 +252,10 @@ async fn handle(shared: &Shared, conn: Conn, req: Request<Incoming>) -> Response
     let runtime = shared.runtime.load_full();
     let accept = Accept::from_headers(req.headers());
     let request_id = request_id(req.headers());
-    let logged = runtime.access_log.enabled().then(|| (req.method().clone(), req.uri().clone(), host(&req).map(str::to_string), req.version()));
+    let logged = runtime
+        .access_log
+        .enabled()
+        .then(|| (req.method().clone(), req.uri().clone(), host(&req).map(str::to_string), req.version()));
 
     let (route_name, outcome) = route(&runtime, conn, req, accept, request_id.clone()).await;
     let mut response = outcome.unwrap_or_else(|e| {
@@ -297,7 +311,8 @@ async fn route(
     if announced.is_some_and(|len| len > max_body) {
         return (label, Err(GatewayError::BodyTooLarge { limit: max_body }));
     }
-    let ctx = RequestCtx { client_ip: conn.peer.ip(), scheme: conn.scheme, request_id, route: route.name.clone(), accept };
+    let ctx =
+        RequestCtx { client_ip: conn.peer.ip(), scheme: conn.scheme, request_id, route: route.name.clone(), accept };
     let req = req.map(|body| RequestBody::new(body, max_body));
     (label, route.pipeline.run(req, &ctx).await)
 }

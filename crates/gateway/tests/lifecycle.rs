@@ -51,7 +51,11 @@ async fn metrics_count_requests_by_route_and_class_and_watch_the_pool() {
     assert_eq!(metric(&m, &format!("spillway_http_requests_total{labels}")), Some(3.0), "{m}");
     assert_eq!(metric(&m, &format!("spillway_http_request_duration_seconds_count{labels}")), Some(3.0));
     let addr = format!("{{upstream=\"a\",address=\"{}\"}}", origin.addr);
-    assert_eq!(metric(&m, &format!("spillway_upstream_connections{addr}")), Some(1.0), "one pooled keep-alive connection");
+    assert_eq!(
+        metric(&m, &format!("spillway_upstream_connections{addr}")),
+        Some(1.0),
+        "one pooled keep-alive connection"
+    );
     assert_eq!(metric(&m, &format!("spillway_upstream_in_flight{addr}")), Some(0.0));
     assert!(m.contains("spillway_build_info{version=\""));
     gw.shutdown().await;

@@ -59,7 +59,10 @@ upstream = "a"
 #[tokio::test]
 async fn no_route_is_a_json_404() {
     let origin = Origin::start("a").await;
-    let cfg = config(&format!("[upstreams.a]\naddresses = [\"{}\"]\n[[routes]]\npath = \"/only\"\nupstream = \"a\"", origin.addr));
+    let cfg = config(&format!(
+        "[upstreams.a]\naddresses = [\"{}\"]\n[[routes]]\npath = \"/only\"\nupstream = \"a\"",
+        origin.addr
+    ));
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let resp = client().get(url(gw.public_addr, "/elsewhere")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
@@ -128,7 +131,10 @@ async fn slow_origin_gets_a_504_on_paused_time() {
 
 #[tokio::test]
 async fn dead_address_is_a_502_in_the_format_the_client_reads() {
-    let cfg = config(&format!("[upstreams.gone]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"gone\"", dead_address().await));
+    let cfg = config(&format!(
+        "[upstreams.gone]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"gone\"",
+        dead_address().await
+    ));
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let resp = client().get(url(gw.public_addr, "/")).header("accept", "application/json").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
@@ -200,7 +206,8 @@ async fn oversized_bodies_get_413_whether_announced_or_streamed() {
 
     // Chunked: no Content-Length, so the limit is found while streaming.
     let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(vec![0u8; 800]), Ok(vec![0u8; 800])]);
-    let streamed = http.post(url(gw.public_addr, "/upload")).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    let streamed =
+        http.post(url(gw.public_addr, "/upload")).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
     assert_eq!(streamed.status(), StatusCode::PAYLOAD_TOO_LARGE);
     gw.shutdown().await;
 }

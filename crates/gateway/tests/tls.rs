@@ -20,7 +20,11 @@ async fn http2_over_tls_with_alpn() {
     ));
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let root = reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).unwrap();
-    let base = reqwest::Client::builder().no_proxy().use_rustls_tls().tls_built_in_root_certs(false).resolve("localhost", gw.public_addr);
+    let base = reqwest::Client::builder()
+        .no_proxy()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .resolve("localhost", gw.public_addr);
 
     let h2 = base.add_root_certificate(root.clone()).build().unwrap();
     let resp = h2.get(format!("https://localhost:{}/tls", gw.public_addr.port())).send().await.unwrap();
@@ -42,8 +46,21 @@ async fn http2_over_tls_with_alpn() {
     assert_eq!(resp.status(), reqwest::StatusCode::OK);
 
     // A client that does not trust the certificate fails the handshake; the gateway keeps serving.
-    let untrusting = reqwest::Client::builder().no_proxy().use_rustls_tls().tls_built_in_root_certs(false).resolve("localhost", gw.public_addr).build().unwrap();
+    let untrusting = reqwest::Client::builder()
+        .no_proxy()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .resolve("localhost", gw.public_addr)
+        .build()
+        .unwrap();
     assert!(untrusting.get(format!("https://localhost:{}/", gw.public_addr.port())).send().await.is_err());
-    assert!(h2.get(format!("https://localhost:{}/again", gw.public_addr.port())).send().await.unwrap().status().is_success());
+    assert!(
+        h2.get(format!("https://localhost:{}/again", gw.public_addr.port()))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
     gw.shutdown().await;
 }

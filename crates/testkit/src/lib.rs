@@ -40,7 +40,9 @@ impl Origin {
         let o = origin.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let o = o.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| answer(name, o.clone(), req));
@@ -54,7 +56,11 @@ impl Origin {
     }
 }
 
-async fn answer(name: &'static str, origin: Origin, req: Request<Incoming>) -> Result<Response<OriginBody>, Infallible> {
+async fn answer(
+    name: &'static str,
+    origin: Origin,
+    req: Request<Incoming>,
+) -> Result<Response<OriginBody>, Infallible> {
     let path = req.uri().path().to_string();
     let full = |s: String| Full::new(Bytes::from(s)).boxed();
     let body = match path.as_str() {
@@ -73,7 +79,12 @@ async fn answer(name: &'static str, origin: Origin, req: Request<Incoming>) -> R
             while let Some(frame) = body.frame().await {
                 match frame {
                     Ok(f) => n += f.data_ref().map_or(0, |d| d.len() as u64),
-                    Err(_) => return Ok(Response::builder().status(StatusCode::BAD_REQUEST).body(full("aborted".into())).unwrap()),
+                    Err(_) => {
+                        return Ok(Response::builder()
+                            .status(StatusCode::BAD_REQUEST)
+                            .body(full("aborted".into()))
+                            .unwrap());
+                    }
                 }
             }
             full(n.to_string())
@@ -88,11 +99,8 @@ async fn answer(name: &'static str, origin: Origin, req: Request<Incoming>) -> R
             StreamBody::new(frames).boxed()
         }
         _ => {
-            let headers: BTreeMap<String, String> = req
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-                .collect();
+            let headers: BTreeMap<String, String> =
+                req.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
             full(serde_json::json!({ "origin": name, "path": path, "headers": headers }).to_string())
         }
     };
@@ -123,15 +131,7 @@ pub fn url(public: SocketAddr, path: &str) -> String {
 
 /// The admin listener's `/metrics` text.
 pub async fn metrics(admin: SocketAddr) -> String {
-    client()
-        .get(format!("http://{admin}/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    client().get(format!("http://{admin}/metrics")).bearer_auth(TOKEN).send().await.unwrap().text().await.unwrap()
 }
 
 /// The value of the first metric line starting with `prefix`.

@@ -101,7 +101,8 @@ impl Upstream {
         let (mut parts, body) = req.into_parts();
         let path: PathAndQuery = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
         parts.version = Version::HTTP_11;
-        let replay = (body.is_empty() && self.addresses.len() > 1).then(|| (parts.method.clone(), parts.headers.clone()));
+        let replay =
+            (body.is_empty() && self.addresses.len() > 1).then(|| (parts.method.clone(), parts.headers.clone()));
         let mut first = Some(Request::from_parts(parts, body));
         let mut tried: u64 = 0;
         loop {
