@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Spillway vs nginx as reverse proxies in front of the same origin, under the same wrk load.
+#
+#   bash bench/proxy-vs-nginx.sh            # 3 pairs x {64, 256} connections x 10 s
+#   PAIRS=5 DURATION=15s bash bench/proxy-vs-nginx.sh
+#
+# Runs alternate (spillway, nginx, spillway, nginx, ...) so drift on a shared machine hits both alike, and
+# prints req/s, p50 and p99 of every run, then the median ratio Spillway/nginx per connection count.
+# nginx is measured twice over: as a plain keep-alive proxy, and with limit_req (the brief's reference).
+# Everything listens on 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PAIRS=${PAIRS:-3}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-"64 256"}
+ORIGIN_PORT=18080 SPILLWAY_PORT=18081 NGINX_PORT=18082 NGINX_LIMIT_PORT=18083 ADMIN_PORT=18091
+
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+if ! need nginx || ! need wrk; then
+    echo "installing nginx and wrk from Debian" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null \
+        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --quiet
+BIN=target/release/spillway
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+"$BIN" origin --listen 127.0.0.1:$ORIGIN_PORT 2>"$WORK/origin.log" & PIDS+=($!)
+
+cat >"$WORK/spillway.toml" <<TOML
+[server]
+listen = "127.0.0.1:$SPILLWAY_PORT"
+admin_listen = "127.0.0.1:$ADMIN_PORT"
+admin_token = "bench"
+[log]
+level = "warn"
+[upstreams.origin]
+addresses = ["127.0.0.1:$ORIGIN_PORT"]
+[[routes]]
+upstream = "origin"
+TOML
+"$BIN" serve --config "$WORK/spillway.toml" 2>"$WORK/spillway.log" & PIDS+=($!)
+
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx.conf" <<CONF
+worker_processes auto;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
+    uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+    upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 256; }
+    limit_req_zone \$binary_remote_addr zone=perip:10m rate=1000000r/s;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
+    server {
+        listen 127.0.0.1:$NGINX_LIMIT_PORT;
+        location / {
+            limit_req zone=perip burst=1000000 nodelay;
+            proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";
+        }
+    }
+}
+CONF
+"$NGINX" -c "$WORK/nginx.conf" -g 'daemon off;' & PIDS+=($!)
+
+# Wait until all three answer (each check is a real request, not a sleep guess).
+for port in $SPILLWAY_PORT $NGINX_PORT $NGINX_LIMIT_PORT; do
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
+    curl -fs "http://127.0.0.1:$port/" >/dev/null || { echo "port $port never answered" >&2; cat "$WORK"/*.log >&2; exit 1; }
+done
+
+# wrk prints latencies as 1.23us / 1.23ms / 1.23s; normalize to ms.
+to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }
+
+run() { # name port conns -> "rps p50 p99"
+    local out
+    out=$(wrk -t2 -c"$3" -d"$DURATION" --latency "http://127.0.0.1:$2/" 2>&1)
+    local rps p50 p99 errors
+    rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+    errors=$(awk '/Non-2xx|Socket errors/' <<<"$out")
+    [ -n "$errors" ] && echo "  $1: $errors" >&2
+    echo "$rps $p50 $p99"
+}
+
+median() { sort -g | awk '{ a[NR]=$1 } END { if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores; wrk -t2 -d$DURATION; $PAIRS alternating pairs"
+printf "%-6s %-5s %-14s %10s %9s %9s\n" conns pair proxy req/s p50_ms p99_ms
+for c in $CONNS; do
+    : >"$WORK/ratio_plain_$c"; : >"$WORK/ratio_limit_$c"; : >"$WORK/p99_$c"
+    for pair in $(seq "$PAIRS"); do
+        read -r s_rps s_p50 s_p99 < <(run spillway $SPILLWAY_PORT "$c")
+        read -r n_rps n_p50 n_p99 < <(run nginx $NGINX_PORT "$c")
+        read -r l_rps l_p50 l_p99 < <(run nginx-limit $NGINX_LIMIT_PORT "$c")
+        printf "%-6s %-5s %-14s %10s %9s %9s\n" "$c" "$pair" spillway "$s_rps" "$s_p50" "$s_p99"
+        printf "%-6s %-5s %-14s %10s %9s %9s\n" "$c" "$pair" nginx "$n_rps" "$n_p50" "$n_p99"
+        printf "%-6s %-5s %-14s %10s %9s %9s\n" "$c" "$pair" nginx-limit_req "$l_rps" "$l_p50" "$l_p99"
+        awk -v a="$s_rps" -v b="$n_rps" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/ratio_plain_$c"
+        awk -v a="$s_rps" -v b="$l_rps" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/ratio_limit_$c"
+        awk -v a="$s_p99" -v b="$l_p99" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/p99_$c"
+    done
+done
+echo
+for c in $CONNS; do
+    echo "c=$c  median req/s ratio spillway/nginx: $(median <"$WORK/ratio_plain_$c")" \
+         "  spillway/nginx-limit_req: $(median <"$WORK/ratio_limit_$c")" \
+         "  p99 ratio spillway/nginx-limit_req: $(median <"$WORK/p99_$c") (<= 1 is no worse)"
+done
