@@ -9,10 +9,12 @@ mod duration;
 mod error;
 mod keys;
 mod log;
+mod room;
 mod route;
 mod secret;
 mod server;
 mod size;
+mod timestamp;
 mod upstream;
 mod validate;
 
@@ -25,10 +27,12 @@ pub use duration::Seconds;
 pub use error::ConfigError;
 pub use keys::SigningKey;
 pub use log::{AccessLog, LogConfig, LogFormat};
+pub use room::{Activation, Queueing, RoomConfig};
 pub use route::{PolicyRef, RouteConfig};
 pub use secret::Secret;
 pub use server::{ServerConfig, TlsConfig};
 pub use size::ByteSize;
+pub use timestamp::Timestamp;
 pub use upstream::{Balance, UpstreamConfig};
 
 /// The whole configuration file, with defaults filled in.
@@ -45,6 +49,9 @@ pub struct Config {
     pub keys: Vec<SigningKey>,
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Waiting rooms, by name; a route applies one with the policy `room:NAME`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rooms: BTreeMap<String, RoomConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
 }
@@ -87,6 +94,11 @@ impl Config {
         }
         if let AccessLog::File(path) = &mut self.log.access_log {
             *path = base.join(&*path);
+        }
+        for room in self.rooms.values_mut() {
+            if let Some(path) = &mut room.page_template {
+                *path = base.join(&*path);
+            }
         }
     }
 }

@@ -3,11 +3,14 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::keys::MIN_SECRET_BYTES;
-use crate::{Config, ConfigError, RouteConfig, UpstreamConfig};
+use crate::{Config, ConfigError, RoomConfig, UpstreamConfig};
 
 /// Policy kinds this build knows, each with the section its names refer to. Each policy capability adds its
 /// line here and its section to [`Config`].
-const POLICY_KINDS: &[&str] = &[];
+const POLICY_KINDS: &[(&str, &str)] = &[("room", "rooms")];
+
+/// Most addresses an upstream may list; the proxy tracks tried addresses in a 64-bit set.
+const MAX_ADDRESSES: usize = 64;
 
 pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     server(config)?;
@@ -15,7 +18,67 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     for (name, upstream) in &config.upstreams {
         self::upstream(name, upstream)?;
     }
-    routes(&config.routes, &config.upstreams)
+    for (name, room) in &config.rooms {
+        self::room(name, room, !config.keys.is_empty())?;
+    }
+    routes(config)
+}
+
+fn room(name: &str, r: &RoomConfig, have_keys: bool) -> Result<(), ConfigError> {
+    let key = |field: &str| format!("rooms.{name}.{field}");
+    if !is_name(name) || name.len() > 64 {
+        return Err(ConfigError::invalid(format!("rooms.{name}"), "name must be 1-64 letters, digits, '-' or '_'"));
+    }
+    if !have_keys {
+        return Err(ConfigError::invalid(
+            "keys",
+            format!(
+                "rooms.{name} needs at least one signing key for its tickets and passes (add [[keys]] with an id and a secret)"
+            ),
+        ));
+    }
+    if r.new_users_per_minute == 0 {
+        return Err(ConfigError::invalid(
+            key("new_users_per_minute"),
+            "must be at least 1 (pause the room to stop admissions)",
+        ));
+    }
+    if r.total_active_users == Some(0) {
+        return Err(ConfigError::invalid(key("total_active_users"), "must be at least 1, or left out for no cap"));
+    }
+    if r.session_duration.get().as_secs() < 1 {
+        return Err(ConfigError::invalid(key("session_duration"), "must be at least 1s"));
+    }
+    if r.queue_grace.get().as_secs() < 5 {
+        return Err(ConfigError::invalid(
+            key("queue_grace"),
+            "must be at least 5s: waiting pages refresh every third of it, and faster polling only adds load",
+        ));
+    }
+    if r.max_waiting == Some(0) {
+        return Err(ConfigError::invalid(key("max_waiting"), "must be at least 1, or left out for no limit"));
+    }
+    match (&r.prequeue_from, &r.opens_at) {
+        (Some(_), None) => {
+            return Err(ConfigError::invalid(
+                key("prequeue_from"),
+                "needs opens_at: the pre-queue is drawn at opening",
+            ));
+        }
+        (Some(from), Some(open)) if from.unix() >= open.unix() => {
+            return Err(ConfigError::invalid(key("prequeue_from"), format!("must be before opens_at ({open})")));
+        }
+        _ => {}
+    }
+    if let (Some(open), Some(close)) = (&r.opens_at, &r.closes_at) {
+        if close.unix() <= open.unix() {
+            return Err(ConfigError::invalid(key("closes_at"), format!("must be after opens_at ({open})")));
+        }
+    }
+    if r.title.as_ref().is_some_and(|t| t.len() > 200) {
+        return Err(ConfigError::invalid(key("title"), "must be at most 200 characters"));
+    }
+    Ok(())
 }
 
 fn server(config: &Config) -> Result<(), ConfigError> {
@@ -71,6 +134,9 @@ fn upstream(name: &str, u: &UpstreamConfig) -> Result<(), ConfigError> {
     if u.addresses.is_empty() {
         return Err(ConfigError::invalid(key("addresses"), "needs at least one \"host:port\""));
     }
+    if u.addresses.len() > MAX_ADDRESSES {
+        return Err(ConfigError::invalid(key("addresses"), format!("at most {MAX_ADDRESSES} addresses")));
+    }
     let mut seen = HashSet::new();
     for (i, addr) in u.addresses.iter().enumerate() {
         check_address(addr)
@@ -112,8 +178,11 @@ fn check_address(addr: &str) -> Result<(), String> {
     }
 }
 
-fn routes(routes: &[RouteConfig], upstreams: &BTreeMap<String, UpstreamConfig>) -> Result<(), ConfigError> {
-    let mut names = HashSet::new();
+fn routes(config: &Config) -> Result<(), ConfigError> {
+    let (routes, upstreams) = (&config.routes, &config.upstreams);
+    // Unnamed routes are called `route<N>`; an explicit name must not collide with one of those.
+    let mut names: HashSet<String> =
+        routes.iter().enumerate().filter(|(_, r)| r.name.is_none()).map(|(i, _)| format!("route{i}")).collect();
     let mut matches: BTreeMap<(String, &str), usize> = BTreeMap::new();
     for (i, route) in routes.iter().enumerate() {
         let key = |field: &str| format!("routes[{i}].{field}");
@@ -121,7 +190,7 @@ fn routes(routes: &[RouteConfig], upstreams: &BTreeMap<String, UpstreamConfig>) 
             if !is_name(name) {
                 return Err(ConfigError::invalid(key("name"), "must be letters, digits, '-' or '_'"));
             }
-            if !names.insert(name) {
+            if !names.insert(name.clone()) {
                 return Err(ConfigError::invalid(key("name"), format!("duplicate route name {name:?}")));
             }
         }
@@ -144,14 +213,28 @@ fn routes(routes: &[RouteConfig], upstreams: &BTreeMap<String, UpstreamConfig>) 
         if let Some(first) = matches.insert((host, normalized(&route.path)), i) {
             return Err(ConfigError::invalid(format!("routes[{i}]"), format!("same host and path as routes[{first}]")));
         }
+        let mut kinds = HashSet::new();
         for (p, policy) in route.policies.iter().enumerate() {
-            if !POLICY_KINDS.contains(&policy.kind.as_str()) {
-                let known =
-                    if POLICY_KINDS.is_empty() { "none in this version".to_string() } else { POLICY_KINDS.join(", ") };
+            let key = format!("routes[{i}].policies[{p}]");
+            let Some(&(_, section)) = POLICY_KINDS.iter().find(|(kind, _)| *kind == policy.kind) else {
+                let known = POLICY_KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ");
                 return Err(ConfigError::invalid(
-                    format!("routes[{i}].policies[{p}]"),
+                    key,
                     format!("unknown policy kind {:?} (known kinds: {known})", policy.kind),
                 ));
+            };
+            let names: Vec<&str> = match section {
+                "rooms" => config.rooms.keys().map(String::as_str).collect(),
+                _ => Vec::new(),
+            };
+            if !names.contains(&policy.name.as_str()) {
+                let hint = closest(&policy.name, names.iter().copied())
+                    .map(|c| format!("; did you mean {c:?}?"))
+                    .unwrap_or_default();
+                return Err(ConfigError::invalid(key, format!("no {section}.{}{hint}", policy.name)));
+            }
+            if policy.kind == "room" && !kinds.insert("room") {
+                return Err(ConfigError::invalid(key, "a route passes through at most one room"));
             }
         }
     }

@@ -42,7 +42,7 @@ fn unknown_upstream_suggests_the_close_name() {
 fn unknown_keys_are_named() {
     assert_err("[log]\nformat = \"text\"\nlevle = \"debug\"", "log.levle", "unknown key");
     assert_err("[[routes]]\nupstream = \"shop\"\nupsteam = \"x\"", "routes[0].upsteam", "unknown key");
-    assert_err("[rooms.sale]\nrate = 1", "rooms", "unknown key");
+    assert_err("[rooms.sale]\nrate = 1", "rooms.sale.rate", "unknown key");
 }
 
 #[test]
@@ -104,10 +104,55 @@ fn bad_values() {
     );
     assert_err("[[routes]]\nupstream = \"shop\"\npolicies = [\"room\"]", "routes[0].policies[0]", "kind:name");
     assert_err(
-        "[[routes]]\nupstream = \"shop\"\npolicies = [\"room:sale\"]",
+        "[[routes]]\nupstream = \"shop\"\npolicies = [\"teleport:x\"]",
         "routes[0].policies[0]",
         "unknown policy kind",
     );
+    assert_err("[[routes]]\nupstream = \"shop\"\npolicies = [\"room:sale\"]", "routes[0].policies[0]", "no rooms.sale");
+    assert_err(
+        "[[routes]]\nupstream = \"shop\"\n[[routes]]\nname = \"route0\"\npath = \"/x\"\nupstream = \"shop\"",
+        "routes[1].name",
+        "duplicate route name",
+    );
+}
+
+const KEY: &str = "[[keys]]\nid = \"k1\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
+
+#[test]
+fn room_errors_name_the_key() {
+    assert_err("[rooms.sale]\nnew_users_per_minute = 60", "keys", "needs at least one signing key");
+    let room = |body: &str| format!("{KEY}[rooms.sale]\n{body}");
+    assert_err(&room("new_users_per_minute = 0"), "rooms.sale.new_users_per_minute", "at least 1");
+    assert_err(&room("new_users_per_minute = 60\nqueue_grace = \"2s\""), "rooms.sale.queue_grace", "at least 5s");
+    assert_err(&room("new_users_per_minute = 60\nqueueing = \"lifo\""), "rooms.sale.queueing", "unknown variant");
+    assert_err(&room("new_users_per_minute = 60\nopens_at = \"tomorrow\""), "rooms.sale.opens_at", "RFC 3339");
+    assert_err(
+        &room("new_users_per_minute = 60\nprequeue_from = \"2026-12-01T09:00:00+09:00\""),
+        "rooms.sale.prequeue_from",
+        "needs opens_at",
+    );
+    assert_err(
+        &room(
+            "new_users_per_minute = 60\nopens_at = \"2026-12-01T09:00:00+09:00\"\n\
+             closes_at = \"2026-12-01T08:00:00+09:00\"",
+        ),
+        "rooms.sale.closes_at",
+        "after opens_at",
+    );
+    assert_err(&room("new_users_per_minute = 60\nsurprise = 1"), "rooms.sale.surprise", "unknown key");
+}
+
+#[test]
+fn a_room_with_a_schedule_parses() {
+    let config = Config::parse(&format!(
+        "{BASE}\n{KEY}[rooms.registration]\nnew_users_per_minute = 3000\ntotal_active_users = 2000\n\
+         opens_at = \"2027-02-15T09:00:00+09:00\"\nprequeue_from = \"2027-02-15T08:30:00+09:00\"\n\
+         [[routes]]\nupstream = \"shop\"\npolicies = [\"room:registration\"]"
+    ))
+    .expect("valid");
+    let room = &config.rooms["registration"];
+    assert_eq!(room.opens_at.as_ref().map(|t| t.unix()), Some(1_802_649_600));
+    assert_eq!(room.queue_grace.get().as_secs(), 60);
 }
 
 #[test]

@@ -23,6 +23,12 @@ pub enum GatewayError {
     UpstreamUnavailable { upstream: String, reason: String },
     #[error("upstream {upstream} did not answer within {}", humantime::format_duration(*.timeout))]
     UpstreamTimeout { upstream: String, timeout: Duration },
+    #[error("no waiting room named {0:?}")]
+    UnknownRoom(String),
+    #[error("method not allowed here")]
+    MethodNotAllowed,
+    #[error("waiting room state is unavailable: {0}")]
+    RoomUnavailable(#[from] spillway_store::StoreError),
 }
 
 impl GatewayError {
@@ -33,6 +39,9 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UpstreamUnavailable { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::UnknownRoom(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RoomUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -44,6 +53,9 @@ impl GatewayError {
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::UpstreamUnavailable { .. } => "upstream_unavailable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
+            Self::UnknownRoom(_) => "unknown_room",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::RoomUnavailable(_) => "room_unavailable",
         }
     }
 
@@ -53,6 +65,7 @@ impl GatewayError {
             Self::UpstreamUnavailable { upstream, .. } => {
                 format!("upstream {upstream} is unavailable")
             }
+            Self::RoomUnavailable(_) => "the waiting room is briefly unavailable".to_string(),
             other => other.to_string(),
         }
     }

@@ -8,12 +8,14 @@
 pub mod access_log;
 mod admin;
 pub mod body;
+pub mod clock;
 pub mod error;
 pub mod headers;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;
+pub mod room;
 pub mod router;
 pub mod runtime;
 pub mod server;

@@ -39,6 +39,21 @@ struct ListenerLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoomLabels {
+    room: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    room: String,
+    reason: &'static str,
+}
+
+/// Upper bounds in seconds for estimated waits shown to clients: ten seconds to four hours.
+const WAIT_BUCKETS: [f64; 12] =
+    [10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 10800.0, 14400.0];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -56,7 +71,23 @@ pub struct Metrics {
     connections: Family<ListenerLabels, Gauge>,
     reloads: Family<OutcomeLabels, Counter>,
     pub access_log_dropped: Counter,
+    room_waiting: Family<RoomLabels, Gauge>,
+    room_active: Family<RoomLabels, Gauge>,
+    room_unclaimed: Family<RoomLabels, Gauge>,
+    room_counters: [Family<RoomLabels, Counter>; 6],
+    room_refused: Family<RefusalLabels, Counter>,
+    room_wait: Family<RoomLabels, Histogram, fn() -> Histogram>,
 }
+
+/// The room counters exported from the model's running totals: name, help.
+const ROOM_COUNTERS: [(&str, &str); 6] = [
+    ("room_joined", "Clients who took a place in the room's line"),
+    ("room_released", "Places released for admission"),
+    ("room_admitted", "Passes issued: released places claimed plus clients let straight in"),
+    ("room_abandoned", "Waiting clients who stopped polling and lost their place"),
+    ("room_no_shows", "Released clients who never came back for their pass"),
+    ("room_left", "Clients who left the line themselves"),
+];
 
 impl Metrics {
     pub fn new() -> Arc<Self> {
@@ -74,6 +105,12 @@ impl Metrics {
             connections: Family::default(),
             reloads: Family::default(),
             access_log_dropped: Counter::default(),
+            room_waiting: Family::default(),
+            room_active: Family::default(),
+            room_unclaimed: Family::default(),
+            room_counters: Default::default(),
+            room_refused: Family::default(),
+            room_wait: Family::new_with_constructor(|| Histogram::new(WAIT_BUCKETS)),
             registry: Registry::default(),
         };
         registry.register("http_requests", "Requests answered, by route and status class", m.requests.clone());
@@ -105,6 +142,26 @@ impl Metrics {
             "Access log lines dropped because the writer fell behind",
             m.access_log_dropped.clone(),
         );
+        registry.register("room_waiting", "Clients waiting in the room", m.room_waiting.clone());
+        registry.register("room_active_sessions", "Sessions admitted and not yet expired", m.room_active.clone());
+        registry.register(
+            "room_unclaimed",
+            "Places released whose clients have not yet come for their pass",
+            m.room_unclaimed.clone(),
+        );
+        for ((name, help), family) in ROOM_COUNTERS.iter().zip(&m.room_counters) {
+            registry.register(*name, *help, family.clone());
+        }
+        registry.register(
+            "room_tokens_refused",
+            "Tickets and passes that did not count, by reason; their holders were treated as new",
+            m.room_refused.clone(),
+        );
+        registry.register(
+            "room_estimated_wait_seconds",
+            "Estimated waits shown to waiting clients",
+            m.room_wait.clone(),
+        );
         registry.register("build", "Build information", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
         Arc::new(Self { registry, ..m })
     }
@@ -124,6 +181,19 @@ impl Metrics {
             (self.requests.get_or_create(&labels).clone(), self.latency.get_or_create(&labels).clone())
         });
         RouteMetrics { handles: Arc::new(handles) }
+    }
+
+    pub fn room(&self, room: &str) -> RoomMetrics {
+        let labels = RoomLabels { room: room.to_string() };
+        RoomMetrics {
+            room: room.to_string(),
+            waiting: self.room_waiting.get_or_create(&labels).clone(),
+            active: self.room_active.get_or_create(&labels).clone(),
+            unclaimed: self.room_unclaimed.get_or_create(&labels).clone(),
+            counters: Arc::new(self.room_counters.each_ref().map(|f| f.get_or_create(&labels).clone())),
+            refused: self.room_refused.clone(),
+            wait: self.room_wait.get_or_create(&labels).clone(),
+        }
     }
 
     pub fn connection_opened(&self, listener: &'static str) -> ConnectionGauge {
@@ -149,6 +219,49 @@ impl RouteMetrics {
         let (count, latency) = &self.handles[status_class(status)];
         count.inc();
         latency.observe(seconds);
+    }
+}
+
+/// One room's figures.
+#[derive(Debug, Clone)]
+pub struct RoomMetrics {
+    room: String,
+    waiting: Gauge,
+    active: Gauge,
+    unclaimed: Gauge,
+    counters: Arc<[Counter; 6]>,
+    refused: Family<RefusalLabels, Counter>,
+    wait: Histogram,
+}
+
+impl RoomMetrics {
+    pub fn refused(&self, reason: spillway_core::token::Refusal) {
+        self.refused.get_or_create(&RefusalLabels { room: self.room.clone(), reason: reason.as_str() }).inc();
+    }
+
+    pub fn observe_wait(&self, eta_seconds: Option<u64>) {
+        if let Some(eta) = eta_seconds {
+            self.wait.observe(eta as f64);
+        }
+    }
+
+    /// Sets the gauges from a snapshot and moves the counters on by what the model counted since `last`.
+    pub fn publish(&self, s: &spillway_core::room::Snapshot, last: &spillway_core::room::Counters) {
+        self.waiting.set(s.waiting as i64);
+        self.active.set(s.active_sessions as i64);
+        self.unclaimed.set(s.unclaimed as i64);
+        let (now, before) = (&s.counters, last);
+        let deltas = [
+            now.joined.saturating_sub(before.joined),
+            now.released.saturating_sub(before.released),
+            now.entered.saturating_sub(before.entered),
+            now.abandoned.saturating_sub(before.abandoned),
+            now.no_shows.saturating_sub(before.no_shows),
+            now.left.saturating_sub(before.left),
+        ];
+        for (counter, delta) in self.counters.iter().zip(deltas) {
+            counter.inc_by(delta);
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Everything built from one version of the config. A reload builds a new one and swaps it in atomically;
 //! requests already running finish on the version they started with.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -13,6 +13,7 @@ use crate::access_log::AccessLog;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::pipeline::{Pipeline, Policy};
 use crate::proxy::ProxyTarget;
+use crate::room::{RoomHandle, RoomPolicy};
 use crate::router::Router;
 use crate::upstream::Upstream;
 
@@ -22,6 +23,7 @@ pub struct Runtime {
     router: Router,
     routes: Vec<Route>,
     upstreams: HashMap<String, Arc<Upstream>>,
+    pub rooms: BTreeMap<String, Arc<RoomHandle>>,
     pub tls: Option<Tls>,
     pub connections: Arc<auto::Builder<TokioExecutor>>,
     pub access_log: AccessLog,
@@ -62,6 +64,15 @@ impl Runtime {
             };
             upstreams.insert(name.clone(), upstream);
         }
+        let keys = crate::room::keyring(&config).map_err(|reason| ConfigError::invalid("keys", reason))?;
+        let mut rooms = BTreeMap::new();
+        for (name, room) in &config.rooms {
+            let keys = keys.as_ref().ok_or_else(|| ConfigError::invalid("keys", "rooms need signing keys"))?;
+            let previous = previous.and_then(|p| p.rooms.get(name));
+            let handle = RoomHandle::build(name, room, keys, previous, metrics)
+                .map_err(|reason| ConfigError::invalid(format!("rooms.{name}.page_template"), reason))?;
+            rooms.insert(name.clone(), handle);
+        }
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, route) in config.routes.iter().enumerate() {
             let name: Arc<str> = Arc::from(route.name.clone().unwrap_or_else(|| format!("route{i}")));
@@ -73,7 +84,7 @@ impl Runtime {
                 .iter()
                 .enumerate()
                 .map(|(p, policy)| {
-                    build_policy(policy, &config)
+                    build_policy(policy, &rooms)
                         .map_err(|reason| ConfigError::invalid(format!("routes[{i}].policies[{p}]"), reason))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -89,6 +100,7 @@ impl Runtime {
             router,
             routes,
             upstreams,
+            rooms,
             tls,
             access_log,
         })
@@ -104,8 +116,14 @@ impl Runtime {
 }
 
 /// The one place policy kinds are turned into components. Each policy capability adds its arm here.
-fn build_policy(policy: &PolicyRef, _config: &Config) -> Result<Arc<dyn Policy>, String> {
-    Err(format!("policy kind {:?} is not available in this build", policy.kind))
+fn build_policy(policy: &PolicyRef, rooms: &BTreeMap<String, Arc<RoomHandle>>) -> Result<Arc<dyn Policy>, String> {
+    match policy.kind.as_str() {
+        "room" => rooms
+            .get(&policy.name)
+            .map(|room| Arc::new(RoomPolicy::new(room.clone())) as Arc<dyn Policy>)
+            .ok_or_else(|| format!("no rooms.{}", policy.name)),
+        kind => Err(format!("policy kind {kind:?} is not available in this build")),
+    }
 }
 
 /// HTTP/1.1 and HTTP/2 settings for client connections.

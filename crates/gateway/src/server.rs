@@ -28,6 +28,7 @@ use crate::headers::{X_REQUEST_ID, head_size, request_id};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::pipeline::RequestCtx;
+use crate::room::{Visitor, reserved};
 use crate::runtime::Runtime;
 
 /// State shared by every connection and the admin listener.
@@ -46,6 +47,8 @@ pub enum StartError {
     Bind { key: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("log.access_log: cannot open: {0}")]
     AccessLog(std::io::Error),
+    #[error("rooms: {0}")]
+    Room(#[from] GatewayError),
 }
 
 /// A running gateway.
@@ -58,6 +61,7 @@ pub struct Handle {
     stop_admin: watch::Sender<bool>,
     public: JoinHandle<bool>,
     admin: JoinHandle<()>,
+    ticker: JoinHandle<()>,
 }
 
 /// How the drain went.
@@ -108,9 +112,28 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
             tracing::error!(error = %e, "admin listener failed");
         }
     });
+    let ticker = tokio::spawn(tick_rooms(shared.clone()));
     shared.lifecycle.set(Phase::Ready);
     tracing::info!(public = %public_addr, admin = %admin_addr, version = env!("CARGO_PKG_VERSION"), "listening");
-    Ok(Handle { public_addr, admin_addr, shared, stop_public, stop_admin, public, admin })
+    Ok(Handle { public_addr, admin_addr, shared, stop_public, stop_admin, public, admin, ticker })
+}
+
+/// How often rooms release places, and how often their figures are published (every tenth tick).
+const ROOM_TICK: Duration = Duration::from_millis(100);
+
+/// Lets time pass in every room, so places are released on schedule even when nobody happens to poll.
+async fn tick_rooms(shared: Arc<Shared>) {
+    let mut interval = tokio::time::interval(ROOM_TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for n in 0u64.. {
+        interval.tick().await;
+        let runtime = shared.runtime.load_full();
+        for room in runtime.rooms.values() {
+            if let Err(e) = room.tick(n % 10 == 0).await {
+                tracing::warn!(room = %room.name, error = %e, "room tick failed");
+            }
+        }
+    }
 }
 
 async fn open_access_log(config: &Config, metrics: &Metrics) -> Result<AccessLog, StartError> {
@@ -143,6 +166,9 @@ impl Handle {
         // Reopening the access log on every reload lets logrotate move the file and send SIGHUP.
         let access_log = open_access_log(&config, &self.shared.metrics).await?;
         let next = Runtime::build(config, &self.shared.metrics, Some(&current), access_log)?;
+        for room in next.rooms.values() {
+            room.apply().await?;
+        }
         self.shared.runtime.store(Arc::new(next));
         Ok(())
     }
@@ -169,6 +195,7 @@ impl Handle {
         let clean = self.public.await.unwrap_or(false);
         let _ = self.stop_admin.send(true);
         let _ = self.admin.await;
+        self.ticker.abort();
         tracing::info!(clean, "stopped");
         Drained { clean }
     }
@@ -298,6 +325,10 @@ async fn route(
     request_id: http::HeaderValue,
 ) -> (Option<RouteLabel>, Result<Response<ResponseBody>, GatewayError>) {
     let limits = &runtime.config.server;
+    if reserved::is_reserved(req.uri().path()) {
+        let visitor = Visitor { headers: req.headers(), client_ip: conn.peer.ip(), secure: conn.scheme == "https" };
+        return (None, reserved::handle(&runtime.rooms, req.method(), req.uri().path(), visitor, accept).await);
+    }
     let Some(route) = runtime.route(host(&req), req.uri().path()) else {
         return (None, Err(GatewayError::NoRoute));
     };

@@ -1,0 +1,435 @@
+//! The waiting room at the edge: the `room:NAME` policy, its reserved endpoints and its live controls.
+//!
+//! The decisions live in `spillway_core::room` behind a [`RoomStore`]; this module only reads and writes
+//! cookies, verifies and signs tokens, and renders what the client is told. A pass is checked with the
+//! signing keys alone, so admitted traffic costs one HMAC and never touches the store except to renew.
+
+mod cookies;
+pub mod page;
+mod policy;
+pub mod reserved;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use serde::Deserialize;
+use spillway_config::{Config, RoomConfig};
+use spillway_core::room::{Counters, Outcome, Settings, Snapshot, State, Status, TicketRef};
+use spillway_core::token::{self, Claims, Expect, Keyring, Kind, Refusal};
+use spillway_store::RoomStore;
+use spillway_store::memory::MemoryRoom;
+
+use crate::body::{ResponseBody, full};
+use crate::clock;
+use crate::error::{Accept, GatewayError};
+use crate::metrics::{Metrics, RoomMetrics};
+pub use policy::RoomPolicy;
+
+/// A room as the gateway runs it: its store, its keys, what the file says, and what an operator changed live.
+#[derive(Debug)]
+pub struct RoomHandle {
+    pub name: Arc<str>,
+    store: Arc<dyn RoomStore>,
+    keys: Arc<Keyring>,
+    file: RoomConfig,
+    overrides: Mutex<Overrides>,
+    /// The store's generation, cached so that checking a pass needs no round trip. Refreshed by the ticker
+    /// and by a reset.
+    generation: AtomicU32,
+    template: Option<String>,
+    last_counters: Mutex<Counters>,
+    metrics: RoomMetrics,
+}
+
+/// Changes made through the admin API. They survive a reload unless the file changes the same key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Overrides {
+    new_users_per_minute: Option<u32>,
+    total_active_users: Option<Option<u32>>,
+}
+
+/// A live change from the admin API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    pub new_users_per_minute: Option<u32>,
+    /// `null` removes the cap.
+    #[serde(default, deserialize_with = "present")]
+    pub total_active_users: Option<Option<u32>>,
+}
+
+/// Tells an absent key (no change) from an explicit `null` (remove the cap).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
+}
+
+/// What the gate decided for a request.
+#[derive(Debug)]
+pub enum Gate {
+    /// Let it through; add these cookies to the response.
+    Through(HeaderMap),
+    /// Hold it with this status; add these cookies to the response.
+    Held(Status, HeaderMap),
+}
+
+/// The pieces of a request the gate reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Visitor<'a> {
+    pub headers: &'a HeaderMap,
+    pub client_ip: IpAddr,
+    pub secure: bool,
+}
+
+impl RoomHandle {
+    /// Builds the room, keeping the store (every place and session) of the same room in `previous`.
+    pub fn build(
+        name: &str,
+        file: &RoomConfig,
+        keys: &Arc<Keyring>,
+        previous: Option<&Arc<RoomHandle>>,
+        metrics: &Metrics,
+    ) -> Result<Arc<Self>, String> {
+        let template = match &file.page_template {
+            Some(path) => {
+                Some(std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?)
+            }
+            None => None,
+        };
+        let now = clock::now_ms();
+        let (store, overrides, counters, generation) = match previous {
+            Some(prev) => {
+                let mut overrides = prev.overrides();
+                if file.new_users_per_minute != prev.file.new_users_per_minute {
+                    overrides.new_users_per_minute = None;
+                }
+                if file.total_active_users != prev.file.total_active_users {
+                    overrides.total_active_users = None;
+                }
+                let counters = *prev.last_counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                (prev.store.clone(), overrides, counters, prev.generation.load(Ordering::Relaxed))
+            }
+            None => {
+                let store: Arc<dyn RoomStore> =
+                    Arc::new(MemoryRoom::new(settings(file, &Overrides::default()), now, fastrand::u64(..)));
+                (store, Overrides::default(), Counters::default(), 1)
+            }
+        };
+        Ok(Arc::new(Self {
+            name: Arc::from(name),
+            store,
+            keys: keys.clone(),
+            file: file.clone(),
+            overrides: Mutex::new(overrides),
+            generation: AtomicU32::new(generation),
+            template,
+            last_counters: Mutex::new(counters),
+            metrics: metrics.room(name),
+        }))
+    }
+
+    /// Pushes the file's settings (and surviving overrides) to the store. Called after a build.
+    pub async fn apply(&self) -> Result<(), GatewayError> {
+        let settings = settings(&self.file, &self.overrides());
+        self.store.configure(clock::now_ms(), settings).await.map_err(GatewayError::from)
+    }
+
+    fn overrides(&self) -> Overrides {
+        self.overrides.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn binding(&self, ip: IpAddr) -> u64 {
+        if !self.file.bind_to_address {
+            return 0;
+        }
+        match ip {
+            IpAddr::V4(v4) => token::binding(&v4.octets()),
+            IpAddr::V6(v6) => token::binding(&v6.octets()),
+        }
+    }
+
+    fn ticket_ttl(&self) -> u32 {
+        (self.file.queue_grace.get().as_secs() * 2).max(60) as u32
+    }
+
+    // === the gate ===
+
+    /// Decides one request: a valid pass goes through (renewed when due); otherwise the client's ticket, if
+    /// any, is presented to the room, which keeps its place, admits it, or places it.
+    pub async fn gate(&self, visitor: Visitor<'_>) -> Result<Gate, GatewayError> {
+        let now_ms = clock::now_ms();
+        let now = (now_ms / 1000) as u32;
+        let binding = self.binding(visitor.client_ip);
+        let mut set = HeaderMap::new();
+        let (pass_cookie, ticket_cookie) = (cookies::pass_name(&self.name), cookies::ticket_name(&self.name));
+
+        if let Some(token) = cookies::get(visitor.headers, &pass_cookie) {
+            match self.verify(token, Kind::Pass, now, binding) {
+                Ok(claims) => {
+                    if let Some(expires) = self.store.renew(now_ms, claims.seq, claims.expires).await? {
+                        let renewed = Claims { expires, issued: now, ..claims };
+                        cookies::set(
+                            &mut set,
+                            &pass_cookie,
+                            &self.keys.sign(&renewed),
+                            u64::from(expires - now),
+                            visitor.secure,
+                        );
+                    }
+                    return Ok(Gate::Through(set));
+                }
+                Err(reason) => {
+                    self.metrics.refused(reason);
+                    cookies::set(&mut set, &pass_cookie, "", 0, visitor.secure);
+                }
+            }
+        }
+
+        let ticket = match cookies::get(visitor.headers, &ticket_cookie) {
+            None => None,
+            Some(token) => match self.verify(token, Kind::Ticket, now, binding) {
+                Ok(claims) => Some(TicketRef { generation: claims.generation, seq: claims.seq }),
+                Err(reason) => {
+                    self.metrics.refused(reason);
+                    None
+                }
+            },
+        };
+        let visit = self.store.visit(now_ms, ticket).await?;
+        if let Some(reason) = visit.refused {
+            self.metrics.refused(reason);
+        }
+        let generation = self.generation.load(Ordering::Relaxed);
+        let claims = |kind, seq, expires| Claims {
+            kind,
+            room: self.name.to_string(),
+            generation,
+            seq,
+            issued: now,
+            expires,
+            binding,
+        };
+        Ok(match visit.outcome {
+            Outcome::Admit { session, expires } => {
+                let pass = self.keys.sign(&claims(Kind::Pass, session, expires));
+                cookies::set(&mut set, &pass_cookie, &pass, u64::from(expires.saturating_sub(now)), visitor.secure);
+                if ticket.is_some() {
+                    cookies::set(&mut set, &ticket_cookie, "", 0, visitor.secure);
+                }
+                Gate::Through(set)
+            }
+            Outcome::PassThrough => Gate::Through(set),
+            Outcome::Hold { ticket: Some(seq), status } => {
+                let expires = now + self.ticket_ttl();
+                let ticket = self.keys.sign(&claims(Kind::Ticket, seq, expires));
+                cookies::set(&mut set, &ticket_cookie, &ticket, u64::from(self.ticket_ttl()), visitor.secure);
+                self.metrics.observe_wait(status.eta_seconds);
+                Gate::Held(status, set)
+            }
+            Outcome::Hold { ticket: None, status } => {
+                if ticket.is_some() || visit.refused.is_some() {
+                    cookies::set(&mut set, &ticket_cookie, "", 0, visitor.secure);
+                }
+                Gate::Held(status, set)
+            }
+        })
+    }
+
+    /// Checks a token's signature, kind, room, expiry and binding, then that it is from this generation.
+    fn verify(&self, token: &str, kind: Kind, now: u32, binding: u64) -> Result<Claims, Refusal> {
+        let claims = self.keys.verify(token, &Expect { kind, room: &self.name, now, binding })?;
+        if claims.generation != self.generation.load(Ordering::Relaxed) {
+            return Err(Refusal::Stale);
+        }
+        Ok(claims)
+    }
+
+    /// Gives up the client's place or ends its session.
+    pub async fn leave(&self, visitor: Visitor<'_>) -> Result<(bool, HeaderMap), GatewayError> {
+        let now_ms = clock::now_ms();
+        let now = (now_ms / 1000) as u32;
+        let binding = self.binding(visitor.client_ip);
+        let mut left = false;
+        let mut set = HeaderMap::new();
+        let (pass_cookie, ticket_cookie) = (cookies::pass_name(&self.name), cookies::ticket_name(&self.name));
+        if let Some(Ok(claims)) =
+            cookies::get(visitor.headers, &pass_cookie).map(|t| self.verify(t, Kind::Pass, now, binding))
+        {
+            left |= self.store.end_session(now_ms, claims.seq).await?;
+        }
+        if let Some(Ok(claims)) =
+            cookies::get(visitor.headers, &ticket_cookie).map(|t| self.verify(t, Kind::Ticket, now, binding))
+        {
+            let ticket = TicketRef { generation: claims.generation, seq: claims.seq };
+            left |= self.store.leave(now_ms, ticket).await?;
+        }
+        cookies::set(&mut set, &pass_cookie, "", 0, visitor.secure);
+        cookies::set(&mut set, &ticket_cookie, "", 0, visitor.secure);
+        Ok((left, set))
+    }
+
+    // === what the client sees ===
+
+    /// Seconds until the client should look again: a quarter of its estimated wait, kept between 2 s and a
+    /// third of the grace period, then spread ±25% so a crowd that arrived together does not return together.
+    pub fn refresh_after(&self, status: &Status) -> u64 {
+        let ceiling = (self.file.queue_grace.get().as_secs() / 3).max(2);
+        let base = match status.state {
+            State::Waiting => status.eta_seconds.map_or(5, |eta| eta / 4).clamp(2, ceiling),
+            State::Admitted => 1,
+            State::Paused => 10.min(ceiling),
+            State::Closed | State::Full => 30,
+        };
+        let jittered = base as f64 * (0.75 + fastrand::f64() * 0.5);
+        (jittered.round() as u64).max(1)
+    }
+
+    /// The JSON every API client gets: the contract's fields, plus the size of the line and the progress.
+    pub fn status_json(&self, status: &Status, refresh: u64) -> String {
+        serde_json::json!({
+            "room": &*self.name,
+            "state": status.state.as_str(),
+            "position": status.position,
+            "eta_seconds": status.eta_seconds,
+            "refresh_after_seconds": refresh,
+            "waiting": status.waiting,
+            "progress": status.progress.map(|p| (p * 1000.0).round() / 1000.0),
+            "opens_in_seconds": status.opens_in,
+        })
+        .to_string()
+    }
+
+    /// The waiting page or JSON for a held request: 503 with `Retry-After`, never cached.
+    pub fn held_response(&self, status: &Status, accept: Accept, headers: &HeaderMap) -> Response<ResponseBody> {
+        let refresh = self.refresh_after(status);
+        let (content_type, body) = match accept {
+            Accept::Json => ("application/json", self.status_json(status, refresh)),
+            Accept::Html => ("text/html; charset=utf-8", self.page(status, refresh, page::Lang::negotiate(headers))),
+        };
+        let mut response = Response::new(full(body));
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        let h = response.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from(refresh));
+        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+
+    fn page(&self, status: &Status, refresh: u64, lang: page::Lang) -> String {
+        let default_title = match lang {
+            page::Lang::En => "Waiting room",
+            page::Lang::Ko => "대기실",
+        };
+        let vars = page::PageVars {
+            room: &self.name,
+            title: self.file.title.as_deref().unwrap_or(default_title),
+            state: status.state,
+            position: status.position,
+            eta_seconds: status.eta_seconds,
+            progress: status.progress,
+            waiting: status.waiting,
+            refresh_seconds: refresh,
+            lang,
+        };
+        match &self.template {
+            Some(template) => page::render_template(template, &vars),
+            None => page::render(&vars),
+        }
+    }
+
+    // === operators ===
+
+    pub async fn snapshot(&self) -> Result<Snapshot, GatewayError> {
+        Ok(self.store.snapshot(clock::now_ms()).await?)
+    }
+
+    pub async fn pause(&self) -> Result<(), GatewayError> {
+        Ok(self.store.pause(clock::now_ms()).await?)
+    }
+
+    pub async fn resume(&self) -> Result<(), GatewayError> {
+        Ok(self.store.resume(clock::now_ms()).await?)
+    }
+
+    pub async fn reset(&self) -> Result<(), GatewayError> {
+        self.store.reset(clock::now_ms(), fastrand::u64(..)).await?;
+        self.refresh_generation().await
+    }
+
+    pub async fn change(&self, change: Change) -> Result<(), GatewayError> {
+        {
+            let mut o = self.overrides.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(rate) = change.new_users_per_minute {
+                o.new_users_per_minute = Some(rate);
+            }
+            if let Some(cap) = change.total_active_users {
+                o.total_active_users = Some(cap);
+            }
+        }
+        self.apply().await
+    }
+
+    async fn refresh_generation(&self) -> Result<(), GatewayError> {
+        let generation = self.store.generation().await?;
+        self.generation.store(generation, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Called by the ticker: lets time pass in the room and publishes its figures.
+    pub async fn tick(&self, publish: bool) -> Result<(), GatewayError> {
+        let now = clock::now_ms();
+        self.store.advance(now).await?;
+        if publish {
+            let snapshot = self.store.snapshot(now).await?;
+            self.generation.store(snapshot.generation, Ordering::Relaxed);
+            let mut last = self.last_counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.metrics.publish(&snapshot, &last);
+            *last = snapshot.counters;
+        }
+        Ok(())
+    }
+
+    /// The settings in force: the file's, with live changes on top.
+    pub fn effective(&self) -> Settings {
+        settings(&self.file, &self.overrides())
+    }
+}
+
+/// The model's settings from the file's, with the operator's live changes applied.
+fn settings(c: &RoomConfig, o: &Overrides) -> Settings {
+    use spillway_config::{Activation as A, Queueing as Q};
+    use spillway_core::room::{Activation, Queueing};
+    Settings {
+        new_users_per_minute: o.new_users_per_minute.unwrap_or(c.new_users_per_minute),
+        total_active_users: o.total_active_users.unwrap_or(c.total_active_users),
+        session_duration: c.session_duration.get().as_secs().min(u64::from(u32::MAX)) as u32,
+        session_renewal: c.session_renewal,
+        queue_grace: c.queue_grace.get().as_secs().min(u64::from(u32::MAX)) as u32,
+        queueing: match c.queueing {
+            Q::Fifo => Queueing::Fifo,
+            Q::Random => Queueing::Random,
+            Q::Passthrough => Queueing::Passthrough,
+            Q::Reject => Queueing::Reject,
+        },
+        activation: match c.activation {
+            A::Always => Activation::Always,
+            A::Threshold => Activation::Threshold,
+        },
+        opens_at: c.opens_at.as_ref().map(|t| t.unix()),
+        prequeue_from: c.prequeue_from.as_ref().map(|t| t.unix()),
+        closes_at: c.closes_at.as_ref().map(|t| t.unix()),
+        max_waiting: c.max_waiting,
+        seed: c.seed,
+    }
+}
+
+/// The deployment's signing keys, if any are configured.
+pub fn keyring(config: &Config) -> Result<Option<Arc<Keyring>>, String> {
+    if config.keys.is_empty() {
+        return Ok(None);
+    }
+    Keyring::new(config.keys.iter().map(|k| (k.id.as_str(), k.secret.expose().as_bytes())))
+        .map(|k| Some(Arc::new(k)))
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,10 @@
+//! The state Spillway shares between requests, behind traits, so that the HTTP layer does not care whether
+//! it lives in this process or, in scale-out mode, in a store every node can reach.
+//!
+//! Every method takes the time as an argument, as the models in `spillway-core` do: a backend never reads a
+//! clock of its own, and tests drive it on paused time.
+
+pub mod memory;
+mod room;
+
+pub use room::{RoomStore, StoreError};

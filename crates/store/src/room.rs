@@ -1,0 +1,34 @@
+//! A waiting room's state: places, sessions and the admission schedule.
+
+use futures_util::future::BoxFuture;
+use spillway_core::room::{Settings, Snapshot, TicketRef, Visit};
+
+/// A backend could not answer. The gateway fails open or closed per its policy; it never loses a place it
+/// has already confirmed to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("room store unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One waiting room's shared state. The in-memory backend wraps the sans-IO model directly; a networked one
+/// runs the same decisions atomically where every node can see them.
+pub trait RoomStore: Send + Sync + std::fmt::Debug {
+    /// A client arrives or polls, with the ticket it holds (signature already verified).
+    fn visit(&self, now_ms: u64, ticket: Option<TicketRef>) -> BoxFuture<'_, StoreResult<Visit>>;
+    /// A pass is in use; returns its new expiry when it is due for renewal.
+    fn renew(&self, now_ms: u64, session: u64, expires: u32) -> BoxFuture<'_, StoreResult<Option<u32>>>;
+    fn end_session(&self, now_ms: u64, session: u64) -> BoxFuture<'_, StoreResult<bool>>;
+    fn leave(&self, now_ms: u64, ticket: TicketRef) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Lets time pass: releases places, reclaims the abandoned. Called by a ticker as well as on visits.
+    fn advance(&self, now_ms: u64) -> BoxFuture<'_, StoreResult<()>>;
+    fn snapshot(&self, now_ms: u64) -> BoxFuture<'_, StoreResult<Snapshot>>;
+    fn generation(&self) -> BoxFuture<'_, StoreResult<u32>>;
+    fn configure(&self, now_ms: u64, settings: Settings) -> BoxFuture<'_, StoreResult<()>>;
+    fn pause(&self, now_ms: u64) -> BoxFuture<'_, StoreResult<()>>;
+    fn resume(&self, now_ms: u64) -> BoxFuture<'_, StoreResult<()>>;
+    /// Empties the room; every ticket and pass issued before stops counting.
+    fn reset(&self, now_ms: u64, entropy: u64) -> BoxFuture<'_, StoreResult<()>>;
+}
