@@ -1,22 +1,31 @@
-//! The admin listener: metrics, health, readiness, and (later) the admin API. Bearer token required for
+//! The admin listener: metrics, health, readiness, and the admin API for rooms. Bearer token required for
 //! everything but `/healthz`, which a liveness probe must reach without credentials.
+//!
+//! Rooms: `GET /rooms`, `GET /rooms/NAME`, `PATCH /rooms/NAME` (`new_users_per_minute`,
+//! `total_active_users`), `POST /rooms/NAME/pause`, `/resume`, `/reset`.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use spillway_core::room::{Phase as RoomPhase, Queueing, Snapshot};
 
 use crate::lifecycle::Phase;
+use crate::room::{Change, RoomHandle};
 use crate::server::Shared;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let protected = Router::new()
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
+        .route("/rooms", get(list_rooms))
+        .route("/rooms/{name}", get(show_room).patch(change_room))
+        .route("/rooms/{name}/{action}", post(room_action))
         .layer(middleware::from_fn_with_state(shared.clone(), require_token));
     Router::new().route("/healthz", get(healthz)).merge(protected).fallback(not_found).with_state(shared)
 }
@@ -32,12 +41,135 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    // Rooms publish their figures at scrape time too, so a scrape never shows a second-old line.
+    for room in shared.runtime.load_full().rooms.values() {
+        if let Err(e) = room.tick(true).await {
+            tracing::warn!(room = %room.name, error = %e, "cannot read the room's figures");
+        }
+    }
     let mut response = shared.metrics.encode().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     response
+}
+
+// === rooms ===
+
+async fn list_rooms(State(shared): State<Arc<Shared>>) -> Response {
+    let runtime = shared.runtime.load_full();
+    let mut rooms = Vec::new();
+    for room in runtime.rooms.values() {
+        match room.snapshot().await {
+            Ok(snapshot) => rooms.push(room_json(room, &snapshot)),
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "room_unavailable", &e.to_string()),
+        }
+    }
+    json(StatusCode::OK, serde_json::json!({ "rooms": rooms }))
+}
+
+async fn show_room(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let runtime = shared.runtime.load_full();
+    let Some(room) = runtime.rooms.get(&name) else { return unknown_room(&name) };
+    respond_with_room(room).await
+}
+
+async fn change_room(State(shared): State<Arc<Shared>>, Path(name): Path<String>, body: Bytes) -> Response {
+    let runtime = shared.runtime.load_full();
+    let Some(room) = runtime.rooms.get(&name) else { return unknown_room(&name) };
+    let change: Change = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_body", &format!("{e}")),
+    };
+    if change.new_users_per_minute == Some(0) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "new_users_per_minute: must be at least 1 (pause the room to stop admissions)",
+        );
+    }
+    if change.total_active_users == Some(Some(0)) {
+        return error(StatusCode::BAD_REQUEST, "invalid_body", "total_active_users: must be at least 1, or null");
+    }
+    if let Err(e) = room.change(change).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "room_unavailable", &e.to_string());
+    }
+    tracing::info!(room = %name, "room settings changed through the admin API");
+    respond_with_room(room).await
+}
+
+async fn room_action(State(shared): State<Arc<Shared>>, Path((name, action)): Path<(String, String)>) -> Response {
+    let runtime = shared.runtime.load_full();
+    let Some(room) = runtime.rooms.get(&name) else { return unknown_room(&name) };
+    let done = match action.as_str() {
+        "pause" => room.pause().await,
+        "resume" => room.resume().await,
+        "reset" => room.reset().await,
+        _ => return error(StatusCode::NOT_FOUND, "not_found", "room actions are pause, resume and reset"),
+    };
+    if let Err(e) = done {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "room_unavailable", &e.to_string());
+    }
+    tracing::info!(room = %name, action, "room action through the admin API");
+    respond_with_room(room).await
+}
+
+async fn respond_with_room(room: &RoomHandle) -> Response {
+    match room.snapshot().await {
+        Ok(snapshot) => json(StatusCode::OK, room_json(room, &snapshot)),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "room_unavailable", &e.to_string()),
+    }
+}
+
+fn unknown_room(name: &str) -> Response {
+    error(StatusCode::NOT_FOUND, "unknown_room", &format!("no room named {name:?}"))
+}
+
+fn room_json(room: &RoomHandle, s: &Snapshot) -> serde_json::Value {
+    let state = match (s.phase, s.paused, s.settings.queueing) {
+        (RoomPhase::Ended, ..) => "closed",
+        (RoomPhase::NotOpen, ..) => "not_open",
+        (_, true, _) => "paused",
+        (RoomPhase::Prequeue, ..) => "prequeue",
+        (_, _, Queueing::Reject) => "rejecting",
+        (_, _, Queueing::Passthrough) => "passthrough",
+        _ => "open",
+    };
+    let settings = &s.settings;
+    serde_json::json!({
+        "name": &*room.name,
+        "state": state,
+        "generation": s.generation,
+        "waiting": s.waiting,
+        "active_sessions": s.active_sessions,
+        "unclaimed": s.unclaimed,
+        "estimated_per_minute": (s.estimated_per_minute * 10.0).round() / 10.0,
+        "measured_per_minute": s.measured_per_minute.map(|r| (r * 10.0).round() / 10.0),
+        "settings": {
+            "new_users_per_minute": settings.new_users_per_minute,
+            "total_active_users": settings.total_active_users,
+            "session_duration_seconds": settings.session_duration,
+            "queue_grace_seconds": settings.queue_grace,
+            "opens_at": settings.opens_at,
+            "prequeue_from": settings.prequeue_from,
+            "closes_at": settings.closes_at,
+            "max_waiting": settings.max_waiting,
+        },
+        "totals": {
+            "joined": s.counters.joined,
+            "released": s.counters.released,
+            "admitted": s.counters.entered,
+            "abandoned": s.counters.abandoned,
+            "no_shows": s.counters.no_shows,
+            "left": s.counters.left,
+        },
+        "seed": s.seed,
+        "lottery": s.lottery.map(|l| serde_json::json!({
+            "seed": l.seed, "entrants": l.entrants, "drawn_at": l.drawn_at,
+        })),
+        "bytes_held": s.bytes_held,
+    })
 }
 
 async fn not_found() -> Response {

@@ -1,26 +1,48 @@
-//! Wall-clock time that follows tokio's clock.
+//! Wall-clock time for the gateway's rooms and tokens, which tests can hold still and step.
 //!
-//! Tokens carry Unix times, so the gateway needs wall time; tests run on paused tokio time, so that wall time
-//! must advance with tokio's clock rather than the system's. The clock reads the system time once and adds
-//! tokio's elapsed time to it from then on.
+//! Tokens carry Unix times, so the gateway needs wall time. The system clock reads the system time once and
+//! adds tokio's monotonic elapsed time to it, so it never jumps backwards. A manual clock moves only when a
+//! test says so, which lets tests over real sockets check admission rates and expiries exactly, with no
+//! sleeps and no dependence on how fast the machine is.
 
-use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-struct Base {
-    unix_ms: u64,
-    at: Instant,
+#[derive(Debug, Clone)]
+pub struct Clock(Source);
+
+#[derive(Debug, Clone)]
+enum Source {
+    System { unix_ms: u64, at: Instant },
+    Manual(Arc<AtomicU64>),
 }
 
-static BASE: OnceLock<Base> = OnceLock::new();
+impl Clock {
+    pub fn system() -> Self {
+        let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Self(Source::System { unix_ms, at: Instant::now() })
+    }
 
-/// Unix milliseconds, monotonic.
-pub fn now_ms() -> u64 {
-    let base = BASE.get_or_init(|| Base {
-        unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-        at: Instant::now(),
-    });
-    base.unix_ms + base.at.elapsed().as_millis() as u64
+    /// A clock standing at `unix_ms` until [`Clock::advance`] moves it.
+    pub fn manual(unix_ms: u64) -> Self {
+        Self(Source::Manual(Arc::new(AtomicU64::new(unix_ms))))
+    }
+
+    /// Unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        match &self.0 {
+            Source::System { unix_ms, at } => unix_ms + at.elapsed().as_millis() as u64,
+            Source::Manual(now) => now.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Moves a manual clock forward; a system clock ignores it.
+    pub fn advance(&self, by: Duration) {
+        if let Source::Manual(now) = &self.0 {
+            now.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+        }
+    }
 }

@@ -22,13 +22,14 @@ pub mod server;
 mod tls;
 pub mod upstream;
 
+pub use clock::Clock;
 pub use error::{Accept, GatewayError};
 pub use pipeline::{Next, Pipeline, Policy, RequestCtx, Target};
 pub use runtime::Runtime;
-pub use server::{Drained, Handle, StartError, start};
+pub use server::{Drained, Handle, StartError, start, start_with_clock};
 
 /// Checks everything `serve` would check short of binding sockets: the config builds, certificates load.
 pub fn check(config: spillway_config::Config) -> Result<(), spillway_config::ConfigError> {
     let metrics = metrics::Metrics::new();
-    Runtime::build(config, &metrics, None, access_log::AccessLog::off()).map(drop)
+    Runtime::build(config, &metrics, None, access_log::AccessLog::off(), &clock::Clock::system()).map(drop)
 }

@@ -10,6 +10,7 @@ use spillway_config::{Config, ConfigError, PolicyRef};
 use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::AccessLog;
+use crate::clock::Clock;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::pipeline::{Pipeline, Policy};
 use crate::proxy::ProxyTarget;
@@ -54,6 +55,7 @@ impl Runtime {
         metrics: &Metrics,
         previous: Option<&Runtime>,
         access_log: AccessLog,
+        clock: &Clock,
     ) -> Result<Self, ConfigError> {
         let mut upstreams = HashMap::new();
         for (name, cfg) in &config.upstreams {
@@ -69,7 +71,7 @@ impl Runtime {
         for (name, room) in &config.rooms {
             let keys = keys.as_ref().ok_or_else(|| ConfigError::invalid("keys", "rooms need signing keys"))?;
             let previous = previous.and_then(|p| p.rooms.get(name));
-            let handle = RoomHandle::build(name, room, keys, previous, metrics)
+            let handle = RoomHandle::build(name, room, keys, previous, metrics, clock)
                 .map_err(|reason| ConfigError::invalid(format!("rooms.{name}.page_template"), reason))?;
             rooms.insert(name.clone(), handle);
         }

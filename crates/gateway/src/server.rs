@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::access_log::{self, AccessLog};
 use crate::body::{RequestBody, ResponseBody};
+use crate::clock::Clock;
 use crate::error::{Accept, GatewayError};
 use crate::headers::{X_REQUEST_ID, head_size, request_id};
 use crate::lifecycle::{Lifecycle, Phase};
@@ -35,6 +36,7 @@ use crate::runtime::Runtime;
 #[derive(Debug)]
 pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
+    pub clock: Clock,
     pub metrics: Arc<Metrics>,
     pub lifecycle: Lifecycle,
 }
@@ -73,11 +75,17 @@ pub struct Drained {
 
 /// Binds both listeners and starts serving. `/readyz` turns ready only once both accept connections.
 pub async fn start(config: Config) -> Result<Handle, StartError> {
+    start_with_clock(config, Clock::system()).await
+}
+
+/// [`start`], with the rooms and tokens on the given clock (tests use a manual one).
+pub async fn start_with_clock(config: Config, clock: Clock) -> Result<Handle, StartError> {
     let metrics = Metrics::new();
     let access_log = open_access_log(&config, &metrics).await?;
     let (listen, admin_listen) = (config.server.listen, config.server.admin_listen);
-    let runtime = Runtime::build(config, &metrics, None, access_log)?;
-    let shared = Arc::new(Shared { runtime: ArcSwap::from_pointee(runtime), metrics, lifecycle: Lifecycle::default() });
+    let runtime = Runtime::build(config, &metrics, None, access_log, &clock)?;
+    let shared =
+        Arc::new(Shared { runtime: ArcSwap::from_pointee(runtime), clock, metrics, lifecycle: Lifecycle::default() });
 
     let admin_listener = TcpListener::bind(admin_listen).await.map_err(|source| StartError::Bind {
         key: "server.admin_listen",
@@ -165,7 +173,7 @@ impl Handle {
         }
         // Reopening the access log on every reload lets logrotate move the file and send SIGHUP.
         let access_log = open_access_log(&config, &self.shared.metrics).await?;
-        let next = Runtime::build(config, &self.shared.metrics, Some(&current), access_log)?;
+        let next = Runtime::build(config, &self.shared.metrics, Some(&current), access_log, &self.shared.clock)?;
         for room in next.rooms.values() {
             room.apply().await?;
         }

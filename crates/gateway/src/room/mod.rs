@@ -22,7 +22,7 @@ use spillway_store::RoomStore;
 use spillway_store::memory::MemoryRoom;
 
 use crate::body::{ResponseBody, full};
-use crate::clock;
+use crate::clock::Clock;
 use crate::error::{Accept, GatewayError};
 use crate::metrics::{Metrics, RoomMetrics};
 pub use policy::RoomPolicy;
@@ -41,6 +41,7 @@ pub struct RoomHandle {
     template: Option<String>,
     last_counters: Mutex<Counters>,
     metrics: RoomMetrics,
+    clock: Clock,
 }
 
 /// Changes made through the admin API. They survive a reload unless the file changes the same key.
@@ -90,6 +91,7 @@ impl RoomHandle {
         keys: &Arc<Keyring>,
         previous: Option<&Arc<RoomHandle>>,
         metrics: &Metrics,
+        clock: &Clock,
     ) -> Result<Arc<Self>, String> {
         let template = match &file.page_template {
             Some(path) => {
@@ -97,7 +99,7 @@ impl RoomHandle {
             }
             None => None,
         };
-        let now = clock::now_ms();
+        let now = clock.now_ms();
         let (store, overrides, counters, generation) = match previous {
             Some(prev) => {
                 let mut overrides = prev.overrides();
@@ -126,13 +128,14 @@ impl RoomHandle {
             template,
             last_counters: Mutex::new(counters),
             metrics: metrics.room(name),
+            clock: clock.clone(),
         }))
     }
 
     /// Pushes the file's settings (and surviving overrides) to the store. Called after a build.
     pub async fn apply(&self) -> Result<(), GatewayError> {
         let settings = settings(&self.file, &self.overrides());
-        self.store.configure(clock::now_ms(), settings).await.map_err(GatewayError::from)
+        self.store.configure(self.clock.now_ms(), settings).await.map_err(GatewayError::from)
     }
 
     fn overrides(&self) -> Overrides {
@@ -158,7 +161,7 @@ impl RoomHandle {
     /// Decides one request: a valid pass goes through (renewed when due); otherwise the client's ticket, if
     /// any, is presented to the room, which keeps its place, admits it, or places it.
     pub async fn gate(&self, visitor: Visitor<'_>) -> Result<Gate, GatewayError> {
-        let now_ms = clock::now_ms();
+        let now_ms = self.clock.now_ms();
         let now = (now_ms / 1000) as u32;
         let binding = self.binding(visitor.client_ip);
         let mut set = HeaderMap::new();
@@ -247,7 +250,7 @@ impl RoomHandle {
 
     /// Gives up the client's place or ends its session.
     pub async fn leave(&self, visitor: Visitor<'_>) -> Result<(bool, HeaderMap), GatewayError> {
-        let now_ms = clock::now_ms();
+        let now_ms = self.clock.now_ms();
         let now = (now_ms / 1000) as u32;
         let binding = self.binding(visitor.client_ip);
         let mut left = false;
@@ -341,19 +344,19 @@ impl RoomHandle {
     // === operators ===
 
     pub async fn snapshot(&self) -> Result<Snapshot, GatewayError> {
-        Ok(self.store.snapshot(clock::now_ms()).await?)
+        Ok(self.store.snapshot(self.clock.now_ms()).await?)
     }
 
     pub async fn pause(&self) -> Result<(), GatewayError> {
-        Ok(self.store.pause(clock::now_ms()).await?)
+        Ok(self.store.pause(self.clock.now_ms()).await?)
     }
 
     pub async fn resume(&self) -> Result<(), GatewayError> {
-        Ok(self.store.resume(clock::now_ms()).await?)
+        Ok(self.store.resume(self.clock.now_ms()).await?)
     }
 
     pub async fn reset(&self) -> Result<(), GatewayError> {
-        self.store.reset(clock::now_ms(), fastrand::u64(..)).await?;
+        self.store.reset(self.clock.now_ms(), fastrand::u64(..)).await?;
         self.refresh_generation().await
     }
 
@@ -378,14 +381,24 @@ impl RoomHandle {
 
     /// Called by the ticker: lets time pass in the room and publishes its figures.
     pub async fn tick(&self, publish: bool) -> Result<(), GatewayError> {
-        let now = clock::now_ms();
+        let now = self.clock.now_ms();
         self.store.advance(now).await?;
         if publish {
             let snapshot = self.store.snapshot(now).await?;
             self.generation.store(snapshot.generation, Ordering::Relaxed);
             let mut last = self.last_counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             self.metrics.publish(&snapshot, &last);
-            *last = snapshot.counters;
+            // The ticker and a scrape may publish at once with snapshots taken in either order: keep the
+            // furthest totals seen, so nothing is counted twice.
+            let now = snapshot.counters;
+            *last = Counters {
+                joined: last.joined.max(now.joined),
+                released: last.released.max(now.released),
+                entered: last.entered.max(now.entered),
+                abandoned: last.abandoned.max(now.abandoned),
+                no_shows: last.no_shows.max(now.no_shows),
+                left: last.left.max(now.left),
+            };
         }
         Ok(())
     }
