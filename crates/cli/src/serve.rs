@@ -31,6 +31,12 @@ async fn serve(path: &Path, config: Config) -> ExitCode {
     };
     let handle = match spillway_gateway::start(config).await {
         Ok(h) => h,
+        // A config-derived failure (a certificate that does not load, say) exits 2 like `check` does;
+        // anything else, such as a port already taken, exits 1.
+        Err(e @ spillway_gateway::StartError::Config(_)) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
             return ExitCode::FAILURE;

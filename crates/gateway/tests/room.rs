@@ -408,3 +408,27 @@ async fn leaving_gives_up_the_place() {
     assert_eq!((a.status, a.json()["error"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_room")));
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_reload_keeps_every_place_and_applies_the_new_settings() {
+    let origin = Origin::start("origin").await;
+    let clock = Clock::manual(T0);
+    let rooms = |rate: u32| format!("[rooms.sale]\nnew_users_per_minute = {rate}\n");
+    let gw = spillway_gateway::start_with_clock(room_config(&origin, &rooms(60)), clock.clone()).await.unwrap();
+    let sale = url(gw.public_addr, "/sale");
+    let mut line: Vec<Browser> = Vec::new();
+    for _ in 0..5 {
+        let mut b = Browser::new();
+        b.get(sale.clone()).await;
+        line.push(b);
+    }
+    admin(&gw, reqwest::Method::PATCH, "/rooms/sale", Some(serde_json::json!({ "total_active_users": 3 }))).await;
+    gw.reload(room_config(&origin, &rooms(600))).await.unwrap();
+    for (i, b) in line.iter_mut().enumerate() {
+        assert_eq!(b.get(status_url(&gw, "sale")).await.json()["position"], i as u64 + 1, "client {i}");
+    }
+    let (_, room) = admin(&gw, reqwest::Method::GET, "/rooms/sale", None).await;
+    assert_eq!(room["settings"]["new_users_per_minute"], 600, "the file's new rate applies");
+    assert_eq!(room["settings"]["total_active_users"], 3, "the live cap survives: the file did not change it");
+    gw.shutdown().await;
+}

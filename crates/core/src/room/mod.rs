@@ -64,7 +64,7 @@ pub struct Status {
     /// 1 = next. `None` where order is not by arrival (random queueing, a pre-queue before its draw).
     pub position: Option<u64>,
     pub eta_seconds: Option<u64>,
-    /// 0.0 when the client joined, 1.0 at the front.
+    /// The share of the line ahead at joining that has since gone: 0.0 on joining, near 1.0 at the front.
     pub progress: Option<f64>,
     /// Clients waiting in all.
     pub waiting: u64,
@@ -530,7 +530,8 @@ impl Room {
         };
         let progress = match (slot, position) {
             (Some(s), Some(p)) if s.start_position > 0 => {
-                Some((1.0 - (p as f64 - 1.0) / f64::from(s.start_position)).clamp(0.0, 1.0))
+                let start = f64::from(s.start_position);
+                Some(((start - p as f64) / start).clamp(0.0, 1.0))
             }
             _ => None,
         };

@@ -438,3 +438,36 @@ proptest! {
             "after {t} ms at {per_minute}/min: released {released}, expected {expected}");
     }
 }
+
+#[test]
+fn random_queueing_is_reproducible_from_the_seed_and_admits_everyone() {
+    let run = |seed| {
+        let mut sim = Sim::new(Settings { queueing: Queueing::Random, seed: Some(seed), ..settings(600) });
+        let seqs: Vec<u64> = (0..100).filter_map(|_| sim.join()).collect();
+        let mut order = Vec::new();
+        for s in 1..=10u64 {
+            sim.at(s * 1000);
+            for (i, &seq) in seqs.iter().enumerate() {
+                if !order.contains(&i) && admitted(&sim.poll(seq)) {
+                    order.push(i);
+                }
+            }
+        }
+        (order, sim.status_of_random())
+    };
+    let (a, status) = run(11);
+    assert_eq!(a.len(), 100, "all admitted after 10 s at 10/s");
+    assert_eq!(a, run(11).0, "same seed, same order");
+    assert_ne!(a, run(12).0, "another seed, another order");
+    assert_ne!(a, (0..100).collect::<Vec<_>>(), "not arrival order");
+    assert_eq!((status.position, status.eta_seconds), (None, None), "no position where order is random");
+}
+
+impl Sim {
+    /// A fresh client's status in a random-queueing room.
+    fn status_of_random(&mut self) -> Status {
+        self.room.pause(self.now);
+        let seq = self.join().expect("queued");
+        self.status(seq)
+    }
+}

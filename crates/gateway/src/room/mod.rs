@@ -189,16 +189,17 @@ impl RoomHandle {
             }
         }
 
-        let ticket = match cookies::get(visitor.headers, &ticket_cookie) {
+        let presented = match cookies::get(visitor.headers, &ticket_cookie) {
             None => None,
             Some(token) => match self.verify(token, Kind::Ticket, now, binding) {
-                Ok(claims) => Some(TicketRef { generation: claims.generation, seq: claims.seq }),
+                Ok(claims) => Some(claims),
                 Err(reason) => {
                     self.metrics.refused(reason);
                     None
                 }
             },
         };
+        let ticket = presented.as_ref().map(|c| TicketRef { generation: c.generation, seq: c.seq });
         let visit = self.store.visit(now_ms, ticket).await?;
         if let Some(reason) = visit.refused {
             self.metrics.refused(reason);
@@ -224,9 +225,16 @@ impl RoomHandle {
             }
             Outcome::PassThrough => Gate::Through(set),
             Outcome::Hold { ticket: Some(seq), status } => {
-                let expires = now + self.ticket_ttl();
-                let ticket = self.keys.sign(&claims(Kind::Ticket, seq, expires));
-                cookies::set(&mut set, &ticket_cookie, &ticket, u64::from(self.ticket_ttl()), visitor.secure);
+                // The ticket in hand still names this place and has most of its life left: keep it, and save
+                // the signature and the cookie on most polls.
+                let fresh = presented
+                    .as_ref()
+                    .is_some_and(|c| c.seq == seq && c.expires.saturating_sub(now) > self.ticket_ttl() / 2);
+                if !fresh {
+                    let expires = now + self.ticket_ttl();
+                    let ticket = self.keys.sign(&claims(Kind::Ticket, seq, expires));
+                    cookies::set(&mut set, &ticket_cookie, &ticket, u64::from(self.ticket_ttl()), visitor.secure);
+                }
                 self.metrics.observe_wait(status.eta_seconds);
                 Gate::Held(status, set)
             }
@@ -289,18 +297,34 @@ impl RoomHandle {
     }
 
     /// The JSON every API client gets: the contract's fields, plus the size of the line and the progress.
+    /// Written by hand because it runs on every poll and its values are only numbers and known words.
     pub fn status_json(&self, status: &Status, refresh: u64) -> String {
-        serde_json::json!({
-            "room": &*self.name,
-            "state": status.state.as_str(),
-            "position": status.position,
-            "eta_seconds": status.eta_seconds,
-            "refresh_after_seconds": refresh,
-            "waiting": status.waiting,
-            "progress": status.progress.map(|p| (p * 1000.0).round() / 1000.0),
-            "opens_in_seconds": status.opens_in,
-        })
-        .to_string()
+        use std::fmt::Write;
+        fn opt(out: &mut String, v: Option<u64>) {
+            match v {
+                Some(v) => {
+                    let _ = write!(out, "{v}");
+                }
+                None => out.push_str("null"),
+            }
+        }
+        let mut out = String::with_capacity(192);
+        // Room names are letters, digits, '-' and '_' (validated), so they need no escaping.
+        let _ = write!(out, "{{\"room\":\"{}\",\"state\":\"{}\",\"position\":", self.name, status.state.as_str());
+        opt(&mut out, status.position);
+        out.push_str(",\"eta_seconds\":");
+        opt(&mut out, status.eta_seconds);
+        let _ = write!(out, ",\"refresh_after_seconds\":{refresh},\"waiting\":{},\"progress\":", status.waiting);
+        match status.progress {
+            Some(p) => {
+                let _ = write!(out, "{:.3}", p);
+            }
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"opens_in_seconds\":");
+        opt(&mut out, status.opens_in);
+        out.push('}');
+        out
     }
 
     /// The waiting page or JSON for a held request: 503 with `Retry-After`, never cached.

@@ -185,21 +185,20 @@ pub fn render(vars: &PageVars<'_>) -> String {
     }
     let _ = write!(
         body,
-        "<p class=\"small\">{} {}</p>",
+        "<p class=\"small\">{}</p>",
         t(
             "This page refreshes by itself every few seconds. Reloading it does not lose your place.",
             "이 페이지는 몇 초마다 자동으로 새로고침됩니다. 새로고침해도 순서를 잃지 않습니다."
-        ),
-        if vars.state == State::Waiting {
-            format!(
-                "<form method=\"post\" action=\"/_spillway/rooms/{}/leave\"><button type=\"submit\">{}</button></form>",
-                escape(vars.room),
-                t("Leave the line", "대기열 나가기")
-            )
-        } else {
-            String::new()
-        }
+        )
     );
+    if vars.state == State::Waiting {
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"/_spillway/rooms/{}/leave\"><button type=\"submit\">{}</button></form>",
+            escape(vars.room),
+            t("Leave the line", "대기열 나가기")
+        );
+    }
     format!(
         "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Waiting-room join and status throughput, served by the gateway, against the hyper hello-server ceiling
+# (`spillway origin`, a bare hyper HTTP/1.1 server) under the same wrk load, in alternating runs.
+#
+#   bash bench/room-vs-hello.sh            # 3 rounds x 10 s, 64 connections
+#   ROUNDS=5 DURATION=15s bash bench/room-vs-hello.sh
+#
+# join:   GET /_spillway/rooms/bench/status with no cookie: every request takes a new place in line, signs a
+#         ticket and answers JSON (the line grows by several hundred thousand during the run).
+# status: the same with a valid ticket: verify, keep the place, compute the position, re-sign, answer JSON.
+# Target from the brief: both >= 0.8 x hello. Then the pass-verification micro-benchmark and the memory held
+# per waiting client with 1,000,000 in line. Everything listens on 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+HELLO_PORT=18180 GATEWAY_PORT=18181 ADMIN_PORT=18191
+
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "installing wrk from Debian" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+
+cargo build --release --quiet
+BIN=target/release/spillway
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+"$BIN" origin --listen 127.0.0.1:$HELLO_PORT 2>"$WORK/hello.log" & PIDS+=($!)
+cat >"$WORK/spillway.toml" <<TOML
+[server]
+listen = "127.0.0.1:$GATEWAY_PORT"
+admin_listen = "127.0.0.1:$ADMIN_PORT"
+admin_token = "bench"
+[log]
+level = "warn"
+[[keys]]
+id = "bench"
+secret = "bench-secret-0123456789abcdef0123456789"
+[upstreams.origin]
+addresses = ["127.0.0.1:$HELLO_PORT"]
+[rooms.bench]
+new_users_per_minute = 60
+queue_grace = "1h"
+[[routes]]
+upstream = "origin"
+policies = ["room:bench"]
+TOML
+"$BIN" serve --config "$WORK/spillway.toml" 2>"$WORK/spillway.log" & PIDS+=($!)
+
+STATUS="http://127.0.0.1:$GATEWAY_PORT/_spillway/rooms/bench/status"
+for url in "http://127.0.0.1:$HELLO_PORT/" "$STATUS"; do
+    for _ in $(seq 100); do curl -fs "$url" >/dev/null && break; sleep 0.1; done
+    curl -fs "$url" >/dev/null || { echo "$url never answered" >&2; cat "$WORK"/*.log >&2; exit 1; }
+done
+# A ticket near the front, so the status run polls a real place (it stays valid for the whole run).
+TICKET=$(curl -fs -D - -o /dev/null "$STATUS" | awk -F'[=;]' 'tolower($1) == "set-cookie: spw_ticket_bench" { print $2 }')
+[ -n "$TICKET" ] || { echo "no ticket issued" >&2; exit 1; }
+
+run() { # url [cookie] -> req/s
+    local out
+    if [ -n "${2:-}" ]; then
+        out=$(wrk -t2 -c"$CONNS" -d"$DURATION" -H "Cookie: spw_ticket_bench=$2" "$1" 2>&1)
+    else
+        out=$(wrk -t2 -c"$CONNS" -d"$DURATION" "$1" 2>&1)
+    fi
+    awk '/Non-2xx|Socket errors/ { print "  " $0 > "/dev/stderr" }' <<<"$out"
+    awk '/Requests\/sec/ { print $2 }' <<<"$out"
+}
+median() { sort -g | awk '{ a[NR]=$1 } END { if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores; wrk -t2 -c$CONNS -d$DURATION; $ROUNDS alternating rounds"
+printf "%-6s %12s %12s %12s\n" round hello join status
+: >"$WORK/join"; : >"$WORK/status"
+for round in $(seq "$ROUNDS"); do
+    hello=$(run "http://127.0.0.1:$HELLO_PORT/")
+    join=$(run "$STATUS")
+    status=$(run "$STATUS" "$TICKET")
+    printf "%-6s %12s %12s %12s\n" "$round" "$hello" "$join" "$status"
+    awk -v a="$join" -v b="$hello" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/join"
+    awk -v a="$status" -v b="$hello" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/status"
+done
+echo "median ratio join/hello: $(median <"$WORK/join")   status/hello: $(median <"$WORK/status")   (target >= 0.8)"
+curl -fs -H 'Authorization: Bearer bench' "http://127.0.0.1:$ADMIN_PORT/rooms/bench" \
+    | awk '{ match($0, /"waiting":[0-9]+/); print "clients in line after the run: " substr($0, RSTART + 10, RLENGTH - 10) }'
+
+echo
+echo "--- pass verification (criterion)"
+cargo bench --quiet -p spillway-core --bench token -- --noplot 2>/dev/null | grep -E "^pass_|time:"
+echo
+echo "--- memory per waiting client"
+cargo bench --quiet -p spillway-core --bench room_memory
