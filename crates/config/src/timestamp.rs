@@ -50,8 +50,21 @@ impl fmt::Display for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        Self::parse(&raw).map_err(serde::de::Error::custom)
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quoted RFC 3339 time such as \"2026-12-01T10:00:00+09:00\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timestamp, E> {
+                Timestamp::parse(v).map_err(E::custom)
+            }
+            // An unquoted TOML datetime arrives as a map; say how to write it rather than "expected a string".
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Timestamp, A::Error> {
+                Err(serde::de::Error::custom("write the time in quotes, with an offset: \"2026-12-01T10:00:00+09:00\""))
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 

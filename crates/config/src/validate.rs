@@ -75,7 +75,7 @@ fn room(name: &str, r: &RoomConfig, have_keys: bool) -> Result<(), ConfigError> 
             return Err(ConfigError::invalid(key("closes_at"), format!("must be after opens_at ({open})")));
         }
     }
-    if r.title.as_ref().is_some_and(|t| t.len() > 200) {
+    if r.title.as_ref().is_some_and(|t| t.chars().count() > 200) {
         return Err(ConfigError::invalid(key("title"), "must be at most 200 characters"));
     }
     Ok(())

@@ -127,6 +127,11 @@ fn room_errors_name_the_key() {
     assert_err(&room("new_users_per_minute = 60\nqueueing = \"lifo\""), "rooms.sale.queueing", "unknown variant");
     assert_err(&room("new_users_per_minute = 60\nopens_at = \"tomorrow\""), "rooms.sale.opens_at", "RFC 3339");
     assert_err(
+        &room("new_users_per_minute = 60\nopens_at = 2026-12-01T10:00:00+09:00"),
+        "rooms.sale.opens_at",
+        "in quotes",
+    );
+    assert_err(
         &room("new_users_per_minute = 60\nprequeue_from = \"2026-12-01T09:00:00+09:00\""),
         "rooms.sale.prequeue_from",
         "needs opens_at",

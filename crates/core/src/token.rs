@@ -57,8 +57,9 @@ pub struct Expect<'a> {
     pub room: &'a str,
     /// Unix seconds.
     pub now: u32,
-    /// The presenting client's [`binding`], checked only when the token carries one.
-    pub binding: u64,
+    /// The presenting client's [`binding`] where binding is enforced, checked when the token carries one.
+    /// `None`: not enforced, so turning binding off never locks out tokens issued while it was on.
+    pub binding: Option<u64>,
 }
 
 /// Why a presented token does not count. A refused token is treated as absent, never as an error shown to the
@@ -220,7 +221,7 @@ impl Keyring {
         if expires <= expect.now {
             return Err(Refusal::Expired);
         }
-        if binding != 0 && binding != expect.binding {
+        if binding != 0 && expect.binding.is_some_and(|b| b != binding) {
             return Err(Refusal::Binding);
         }
         let room = String::from_utf8(room.to_vec()).map_err(|_| Refusal::Malformed)?;
@@ -296,7 +297,7 @@ mod tests {
     }
 
     fn expect(now: u32) -> Expect<'static> {
-        Expect { kind: Kind::Pass, room: "sale", now, binding: 7 }
+        Expect { kind: Kind::Pass, room: "sale", now, binding: Some(7) }
     }
 
     #[test]
@@ -318,7 +319,8 @@ mod tests {
         assert_eq!(ring.verify("", &expect(1)), Err(Refusal::Malformed));
         let bound = ring.sign(&Claims { binding: 9, ..claims() });
         assert_eq!(ring.verify(&bound, &expect(1)), Err(Refusal::Binding));
-        assert!(ring.verify(&bound, &Expect { binding: 9, ..expect(1) }).is_ok());
+        assert!(ring.verify(&bound, &Expect { binding: Some(9), ..expect(1) }).is_ok());
+        assert!(ring.verify(&bound, &Expect { binding: None, ..expect(1) }).is_ok(), "binding not enforced");
         let stranger = Keyring::new([("k9", K1)]).unwrap();
         assert_eq!(stranger.verify(&token, &expect(1)), Err(Refusal::UnknownKey));
         let forger = Keyring::new([("k1", K2)]).unwrap();

@@ -148,6 +148,9 @@ fn room_json(room: &RoomHandle, s: &Snapshot) -> serde_json::Value {
         "measured_per_minute": s.measured_per_minute.map(|r| (r * 10.0).round() / 10.0),
         "settings": {
             "new_users_per_minute": settings.new_users_per_minute,
+            "queueing": format!("{:?}", settings.queueing).to_lowercase(),
+            "activation": format!("{:?}", settings.activation).to_lowercase(),
+            "session_renewal": settings.session_renewal,
             "total_active_users": settings.total_active_users,
             "session_duration_seconds": settings.session_duration,
             "queue_grace_seconds": settings.queue_grace,

@@ -198,7 +198,7 @@ impl Room {
             lottery: None,
             released: VecDeque::new(),
             unclaimed: 0,
-            sessions: Sessions::default(),
+            sessions: Sessions::starting_at(u64::from(entropy as u32) << 32),
             credit: 0.0,
             refilled_ms: now_ms,
             flowing: false,

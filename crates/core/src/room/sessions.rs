@@ -11,6 +11,12 @@ pub struct Sessions {
 }
 
 impl Sessions {
+    /// Numbers start at a random offset so that passes issued before a restart, which stay valid, do not
+    /// collide with sessions opened after it.
+    pub fn starting_at(first: u64) -> Self {
+        Self { expiry: HashMap::new(), next: first }
+    }
+
     pub fn open(&mut self, expires: u32) -> u64 {
         let id = self.next;
         self.next += 1;

@@ -48,7 +48,8 @@ pub struct Settings {
     pub closes_at: Option<u64>,
     /// New arrivals beyond this many waiting clients are told the room is full. `None`: no limit.
     pub max_waiting: Option<u64>,
-    /// Seed for the pre-queue lottery and random queueing. `None`: drawn at opening and recorded.
+    /// Seed for the pre-queue lottery and random queueing. `None`: drawn when the room is created (and again
+    /// on reset) and recorded.
     pub seed: Option<u64>,
 }
 

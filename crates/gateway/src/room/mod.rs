@@ -170,6 +170,14 @@ impl RoomHandle {
         if let Some(token) = cookies::get(visitor.headers, &pass_cookie) {
             match self.verify(token, Kind::Pass, now, binding) {
                 Ok(claims) => {
+                    // Most requests with a pass touch nothing but the keys; only one due for renewal (half its
+                    // life gone) goes to the store.
+                    let duration = self.file.session_duration.get().as_secs();
+                    let due =
+                        self.file.session_renewal && u64::from(claims.expires.saturating_sub(now)) * 2 <= duration;
+                    if !due {
+                        return Ok(Gate::Through(set));
+                    }
                     if let Some(expires) = self.store.renew(now_ms, claims.seq, claims.expires).await? {
                         let renewed = Claims { expires, issued: now, ..claims };
                         cookies::set(
@@ -249,6 +257,7 @@ impl RoomHandle {
 
     /// Checks a token's signature, kind, room, expiry and binding, then that it is from this generation.
     fn verify(&self, token: &str, kind: Kind, now: u32, binding: u64) -> Result<Claims, Refusal> {
+        let binding = self.file.bind_to_address.then_some(binding);
         let claims = self.keys.verify(token, &Expect { kind, room: &self.name, now, binding })?;
         if claims.generation != self.generation.load(Ordering::Relaxed) {
             return Err(Refusal::Stale);
