@@ -2,5 +2,6 @@
 //! opens a socket or draws entropy on its own. The I/O shells around them (the gateway, the stores) stay
 //! thin, and these can be tested exhaustively on a manual clock.
 
+pub mod limit;
 pub mod room;
 pub mod token;
