@@ -4,7 +4,9 @@
 //! Every method takes the time as an argument, as the models in `spillway-core` do: a backend never reads a
 //! clock of its own, and tests drive it on paused time.
 
+mod limit;
 pub mod memory;
 mod room;
 
-pub use room::{RoomStore, StoreError};
+pub use limit::{LimitStore, Pending};
+pub use room::{RoomStore, StoreError, StoreResult};

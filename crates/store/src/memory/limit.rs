@@ -1,0 +1,154 @@
+//! Rate-limit state in this process: a sharded map from key digest to algorithm state.
+//!
+//! Memory is bounded two ways. Keys whose state has gone back to fresh are swept (they would decide exactly
+//! as a new key does, so forgetting them changes nothing). And a shard that is full even after a sweep evicts
+//! an arbitrary key to make room: that key starts over with a full quota, which errs towards letting a
+//! request through rather than refusing a client the limiter has never seen.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use spillway_core::limit::{Algorithm, Decision, State};
+
+use crate::limit::{LimitStore, Pending};
+use crate::room::StoreResult;
+
+const SHARDS: usize = 64;
+
+/// Keys are already uniform 64-bit digests; hashing them again would only cost time.
+#[derive(Debug, Default, Clone, Copy)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Shard = HashMap<u64, State, BuildHasherDefault<Identity>>;
+
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    algorithm: Algorithm,
+    shards: Box<[Mutex<Shard>]>,
+    max_per_shard: usize,
+    keys: AtomicU64,
+}
+
+impl MemoryLimiter {
+    pub fn new(algorithm: Algorithm, max_keys: usize) -> Self {
+        let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
+        Self { algorithm, shards, max_per_shard: max_keys.div_ceil(SHARDS).max(1), keys: AtomicU64::new(0) }
+    }
+
+    fn shard(&self, key: u64) -> std::sync::MutexGuard<'_, Shard> {
+        // The top bits pick the shard; the map uses all of them.
+        let i = (key >> 58) as usize % SHARDS;
+        self.shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The decision, in process. What the trait method wraps, and what benchmarks call.
+    pub fn check_now(&self, now_ns: u64, key: u64) -> Decision {
+        let mut shard = self.shard(key);
+        if let Some(state) = shard.get_mut(&key) {
+            return state.check(&self.algorithm, now_ns);
+        }
+        if shard.len() >= self.max_per_shard {
+            let before = shard.len();
+            shard.retain(|_, s| !s.idle(&self.algorithm, now_ns));
+            if shard.len() >= self.max_per_shard {
+                let victim = shard.keys().next().copied();
+                if let Some(victim) = victim {
+                    shard.remove(&victim);
+                }
+            }
+            self.keys.fetch_sub((before - shard.len()) as u64, Ordering::Relaxed);
+        }
+        let mut state = State::new(&self.algorithm, now_ns);
+        let decision = state.check(&self.algorithm, now_ns);
+        shard.insert(key, state);
+        self.keys.fetch_add(1, Ordering::Relaxed);
+        decision
+    }
+}
+
+impl LimitStore for MemoryLimiter {
+    fn check(&self, now_ns: u64, key: u64) -> Pending<'_, StoreResult<Decision>> {
+        Pending::Ready(Some(Ok(self.check_now(now_ns, key))))
+    }
+
+    fn undo(&self, now_ns: u64, key: u64) -> Pending<'_, StoreResult<()>> {
+        if let Some(state) = self.shard(key).get_mut(&key) {
+            state.undo(&self.algorithm, now_ns);
+        }
+        Pending::Ready(Some(Ok(())))
+    }
+
+    fn sweep(&self, now_ns: u64) -> usize {
+        let mut swept = 0;
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let before = shard.len();
+            shard.retain(|_, s| !s.idle(&self.algorithm, now_ns));
+            swept += before - shard.len();
+        }
+        self.keys.fetch_sub(swept as u64, Ordering::Relaxed);
+        swept
+    }
+
+    fn keys(&self) -> u64 {
+        self.keys.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spillway_core::limit::Quota;
+
+    const S: u64 = 1_000_000_000;
+
+    fn limiter(max_keys: usize) -> MemoryLimiter {
+        MemoryLimiter::new(Algorithm::Gcra { quota: Quota::per_second(1), burst: 1 }, max_keys)
+    }
+
+    #[test]
+    fn keys_are_independent() {
+        let l = limiter(1000);
+        assert!(l.check_now(0, 1).allowed);
+        assert!(!l.check_now(0, 1).allowed);
+        assert!(l.check_now(0, 2).allowed);
+        assert_eq!(l.keys(), 2);
+    }
+
+    #[test]
+    fn idle_keys_are_swept_and_memory_stays_bounded() {
+        let l = limiter(SHARDS * 10);
+        for k in 0..10_000u64 {
+            l.check_now(0, k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        }
+        assert!(l.keys() <= (SHARDS * 10) as u64, "bounded: {}", l.keys());
+        let tracked = l.keys();
+        assert_eq!(l.sweep(S / 2) as u64, 0, "nobody is fresh yet");
+        assert_eq!(l.sweep(2 * S) as u64, tracked);
+        assert_eq!(l.keys(), 0, "every key is fresh again after its interval");
+    }
+
+    #[test]
+    fn undo_returns_the_request() {
+        let l = limiter(10);
+        assert!(l.check_now(0, 7).allowed);
+        let _ = l.undo(0, 7);
+        assert!(l.check_now(0, 7).allowed);
+    }
+}
