@@ -8,6 +8,7 @@
 mod duration;
 mod error;
 mod keys;
+mod limit;
 mod log;
 mod room;
 mod route;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use duration::Seconds;
 pub use error::ConfigError;
 pub use keys::SigningKey;
+pub use limit::{Action, AlgorithmKind, BandConfig, Cidr, KeyPart, KeySpec, LimitConfig, Rate, Refill};
 pub use log::{AccessLog, LogConfig, LogFormat};
 pub use room::{Activation, Queueing, RoomConfig};
 pub use route::{PolicyRef, RouteConfig};
@@ -49,6 +51,9 @@ pub struct Config {
     pub keys: Vec<SigningKey>,
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Rate limits, by name; a route applies one with the policy `limit:NAME`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, LimitConfig>,
     /// Waiting rooms, by name; a route applies one with the policy `room:NAME`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rooms: BTreeMap<String, RoomConfig>,

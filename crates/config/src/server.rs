@@ -27,6 +27,10 @@ pub struct ServerConfig {
     pub header_read_timeout: Seconds,
     /// How long in-flight requests may take to finish after SIGTERM before the process exits anyway.
     pub shutdown_grace: Seconds,
+    /// Proxies in front of Spillway whose `X-Forwarded-For` / `Forwarded` are believed when finding the
+    /// client's address (for rate-limit keys and allow/deny lists). Nobody's by default.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<crate::Cidr>,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +45,7 @@ impl Default for ServerConfig {
             max_body_bytes: ByteSize::mib(10),
             header_read_timeout: Seconds::secs(10),
             shutdown_grace: Seconds::secs(30),
+            trusted_proxies: Vec::new(),
         }
     }
 }

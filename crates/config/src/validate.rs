@@ -3,11 +3,14 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::keys::MIN_SECRET_BYTES;
-use crate::{Config, ConfigError, RoomConfig, UpstreamConfig};
+use crate::{Action, AlgorithmKind, Config, ConfigError, KeyPart, LimitConfig, Refill, RoomConfig, UpstreamConfig};
 
 /// Policy kinds this build knows, each with the section its names refer to. Each policy capability adds its
 /// line here and its section to [`Config`].
-const POLICY_KINDS: &[(&str, &str)] = &[("room", "rooms")];
+const POLICY_KINDS: &[(&str, &str)] = &[("room", "rooms"), ("limit", "limits")];
+
+/// Most requests an exact sliding log may count per key: it keeps one timestamp per request.
+const MAX_LOG_LIMIT: u64 = 10_000;
 
 /// Most addresses an upstream may list; the proxy tracks tried addresses in a 64-bit set.
 const MAX_ADDRESSES: usize = 64;
@@ -21,7 +24,67 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     for (name, room) in &config.rooms {
         self::room(name, room, !config.keys.is_empty())?;
     }
+    for (name, limit) in &config.limits {
+        self::limit(name, limit, config)?;
+    }
     routes(config)
+}
+
+fn limit(name: &str, l: &LimitConfig, config: &Config) -> Result<(), ConfigError> {
+    let key = |field: &str| format!("limits.{name}.{field}");
+    if !is_name(name) {
+        return Err(ConfigError::invalid(format!("limits.{name}"), "name must be letters, digits, '-' or '_'"));
+    }
+    let shorthand = l.rate.is_some() || l.algorithm.is_some() || l.burst.is_some() || l.refill.is_some();
+    if shorthand && !l.bands.is_empty() {
+        return Err(ConfigError::invalid(
+            key("bands"),
+            "write either rate/algorithm/burst/refill on the limit (one band) or [[bands]], not both",
+        ));
+    }
+    if l.bands.is_empty() && l.rate.is_none() {
+        return Err(ConfigError::invalid(key("rate"), "required (or give [[bands]]), for example rate = \"10/s\""));
+    }
+    let mut names = HashSet::new();
+    for (i, band) in l.effective_bands().iter().enumerate() {
+        let bkey = |field: &str| {
+            if l.bands.is_empty() { key(field) } else { format!("limits.{name}.bands[{i}].{field}") }
+        };
+        if band.burst == Some(0) {
+            return Err(ConfigError::invalid(bkey("burst"), "must be at least 1"));
+        }
+        if band.refill == Refill::Interval && band.algorithm != AlgorithmKind::TokenBucket {
+            return Err(ConfigError::invalid(bkey("refill"), "only a token_bucket has a refill mode"));
+        }
+        if band.algorithm == AlgorithmKind::SlidingLog && band.rate.count > MAX_LOG_LIMIT {
+            return Err(ConfigError::invalid(
+                bkey("rate"),
+                format!("a sliding_log keeps every request: at most {MAX_LOG_LIMIT} per period (use sliding_window)"),
+            ));
+        }
+        if let Some(n) = &band.name {
+            if !is_name(n) {
+                return Err(ConfigError::invalid(bkey("name"), "must be letters, digits, '-' or '_'"));
+            }
+            if !names.insert(n.clone()) {
+                return Err(ConfigError::invalid(bkey("name"), format!("duplicate band name {n:?}")));
+            }
+        }
+    }
+    for part in &l.key.0 {
+        if let KeyPart::Pass(room) = part {
+            if !config.rooms.contains_key(room) {
+                return Err(ConfigError::invalid(key("key"), format!("pass:{room}: no rooms.{room}")));
+            }
+        }
+    }
+    if l.max_keys == 0 {
+        return Err(ConfigError::invalid(key("max_keys"), "must be at least 1"));
+    }
+    if l.action == Action::Throttle && l.max_wait.get().is_zero() {
+        return Err(ConfigError::invalid(key("max_wait"), "must be greater than 0 to throttle"));
+    }
+    Ok(())
 }
 
 fn room(name: &str, r: &RoomConfig, have_keys: bool) -> Result<(), ConfigError> {
@@ -225,6 +288,7 @@ fn routes(config: &Config) -> Result<(), ConfigError> {
             };
             let names: Vec<&str> = match section {
                 "rooms" => config.rooms.keys().map(String::as_str).collect(),
+                "limits" => config.limits.keys().map(String::as_str).collect(),
                 _ => Vec::new(),
             };
             if !names.contains(&policy.name.as_str()) {

@@ -1,7 +1,7 @@
 //! Every configuration error names the key and the reason.
 #![allow(clippy::unwrap_used)]
 
-use spillway_config::{Config, ConfigError};
+use spillway_config::{Config, ConfigError, KeyPart};
 
 const BASE: &str = r#"
 [server]
@@ -177,4 +177,41 @@ fn effective_settings_parse_back() {
     // Redacted secrets are not round-trippable by design; everything else is.
     let again = Config::parse(&shown.replace("<redacted>", "t0ken")).expect("effective settings are a valid config");
     assert_eq!(again.to_effective_toml(), shown);
+}
+
+#[test]
+fn limit_errors_name_the_key() {
+    let limit = |body: &str| format!("[limits.api]\n{body}");
+    assert_err(&limit("key = \"ip\""), "limits.api.rate", "required");
+    assert_err(&limit("rate = \"ten/s\""), "limits.api.rate", "count/period");
+    assert_err(&limit("rate = \"10/s\"\nkey = \"teapot\""), "limits.api.key", "invalid key");
+    assert_err(&limit("rate = \"10/s\"\nburst = 0"), "limits.api.burst", "at least 1");
+    assert_err(&limit("rate = \"10/s\"\nrefill = \"interval\""), "limits.api.refill", "token_bucket");
+    assert_err(&limit("rate = \"10/s\"\nkey = \"pass:sale\""), "limits.api.key", "no rooms.sale");
+    assert_err(&limit("rate = \"10/s\"\nallow = [\"10.0.0.0/33\"]"), "limits.api.allow[0]", "invalid network");
+    assert_err(&limit("rate = \"10/s\"\n[[limits.api.bands]]\nrate = \"1/s\""), "limits.api.bands", "not both");
+    assert_err(
+        "[[limits.api.bands]]\nrate = \"100000/s\"\nalgorithm = \"sliding_log\"",
+        "limits.api.bands[0].rate",
+        "at most 10000",
+    );
+    assert_err(
+        "[[routes]]\nupstream = \"shop\"\npolicies = [\"limit:nope\"]",
+        "routes[0].policies[0]",
+        "no limits.nope",
+    );
+}
+
+#[test]
+fn a_multi_band_limit_parses() {
+    let config = Config::parse(&format!(
+        "{BASE}\n[limits.api]\nkey = [\"header:X-API-Key\", \"route\"]\naction = \"throttle\"\n\
+         [[limits.api.bands]]\nrate = \"10/s\"\nburst = 20\n\
+         [[limits.api.bands]]\nname = \"daily\"\nalgorithm = \"fixed_window\"\nrate = \"1000/d\"\n\
+         [[routes]]\nupstream = \"shop\"\npolicies = [\"limit:api\"]"
+    ))
+    .expect("valid");
+    let api = &config.limits["api"];
+    assert_eq!(api.effective_bands().len(), 2);
+    assert_eq!(api.key.0, [KeyPart::Header("x-api-key".into()), KeyPart::Route]);
 }
