@@ -39,6 +39,14 @@ impl Clock {
         }
     }
 
+    /// Unix nanoseconds, for rate limits whose intervals are finer than a millisecond.
+    pub fn now_ns(&self) -> u64 {
+        match &self.0 {
+            Source::System { unix_ms, at } => unix_ms * 1_000_000 + at.elapsed().as_nanos() as u64,
+            Source::Manual(now) => now.load(Ordering::SeqCst) * 1_000_000,
+        }
+    }
+
     /// Moves a manual clock forward; a system clock ignores it.
     pub fn advance(&self, by: Duration) {
         if let Source::Manual(now) = &self.0 {

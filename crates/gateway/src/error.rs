@@ -29,6 +29,15 @@ pub enum GatewayError {
     MethodNotAllowed,
     #[error("waiting room state is unavailable: {0}")]
     RoomUnavailable(#[from] spillway_store::StoreError),
+    #[error("rate limit {limit} exceeded; retry after {} s", retry_after_secs(*.retry_after))]
+    RateLimited { limit: String, retry_after: Duration },
+    #[error("requests from this address are not accepted")]
+    Denied,
+}
+
+/// `Retry-After` is whole seconds; round up so a client that obeys it is not refused again.
+fn retry_after_secs(d: Duration) -> u64 {
+    d.as_nanos().div_ceil(1_000_000_000).max(1) as u64
 }
 
 impl GatewayError {
@@ -42,6 +51,8 @@ impl GatewayError {
             Self::UnknownRoom(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RoomUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Denied => StatusCode::FORBIDDEN,
         }
     }
 
@@ -56,6 +67,8 @@ impl GatewayError {
             Self::UnknownRoom(_) => "unknown_room",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RoomUnavailable(_) => "room_unavailable",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Denied => "denied",
         }
     }
 
@@ -83,6 +96,9 @@ impl GatewayError {
         let mut response = Response::new(full(body));
         *response.status_mut() = status;
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Self::RateLimited { retry_after, .. } = &self {
+            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after_secs(*retry_after)));
+        }
         response
     }
 }

@@ -8,10 +8,12 @@
 pub mod access_log;
 mod admin;
 pub mod body;
+pub mod client_ip;
 pub mod clock;
 pub mod error;
 pub mod headers;
 pub mod lifecycle;
+pub mod limit;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;

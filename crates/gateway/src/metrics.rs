@@ -44,6 +44,17 @@ struct RoomLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitKeyLabels {
+    limit: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusalLabels {
     room: String,
     reason: &'static str,
@@ -77,6 +88,8 @@ pub struct Metrics {
     room_counters: [Family<RoomLabels, Counter>; 6],
     room_refused: Family<RefusalLabels, Counter>,
     room_wait: Family<RoomLabels, Histogram, fn() -> Histogram>,
+    limit_requests: Family<LimitLabels, Counter>,
+    limit_keys: Family<LimitKeyLabels, Gauge>,
 }
 
 /// The room counters exported from the model's running totals: name, help.
@@ -111,6 +124,8 @@ impl Metrics {
             room_counters: Default::default(),
             room_refused: Family::default(),
             room_wait: Family::new_with_constructor(|| Histogram::new(WAIT_BUCKETS)),
+            limit_requests: Family::default(),
+            limit_keys: Family::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "Requests answered, by route and status class", m.requests.clone());
@@ -162,6 +177,12 @@ impl Metrics {
             "Estimated waits shown to waiting clients",
             m.room_wait.clone(),
         );
+        registry.register(
+            "limit_requests",
+            "Requests seen by each rate limit, by outcome (allowed, limited, shadow_limited, throttled, denied, exempt)",
+            m.limit_requests.clone(),
+        );
+        registry.register("limit_keys", "Keys each rate limit tracks", m.limit_keys.clone());
         registry.register("build", "Build information", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
         Arc::new(Self { registry, ..m })
     }
@@ -196,6 +217,16 @@ impl Metrics {
         }
     }
 
+    pub fn limit(&self, limit: &str) -> LimitMetrics {
+        let counters = LimitOutcome::ALL.map(|outcome| {
+            self.limit_requests
+                .get_or_create(&LimitLabels { limit: limit.to_string(), outcome: outcome.as_str() })
+                .clone()
+        });
+        let keys = self.limit_keys.get_or_create(&LimitKeyLabels { limit: limit.to_string() }).clone();
+        LimitMetrics { counters: Arc::new(counters), keys }
+    }
+
     pub fn connection_opened(&self, listener: &'static str) -> ConnectionGauge {
         let gauge = self.connections.get_or_create(&ListenerLabels { listener }).clone();
         gauge.inc();
@@ -219,6 +250,51 @@ impl RouteMetrics {
         let (count, latency) = &self.handles[status_class(status)];
         count.inc();
         latency.observe(seconds);
+    }
+}
+
+/// What a rate limit did with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitOutcome {
+    Allowed,
+    Limited,
+    ShadowLimited,
+    /// Held for a while (counted once per wait; the request is then counted again as allowed or limited).
+    Throttled,
+    Denied,
+    Exempt,
+}
+
+impl LimitOutcome {
+    const ALL: [Self; 6] =
+        [Self::Allowed, Self::Limited, Self::ShadowLimited, Self::Throttled, Self::Denied, Self::Exempt];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Limited => "limited",
+            Self::ShadowLimited => "shadow_limited",
+            Self::Throttled => "throttled",
+            Self::Denied => "denied",
+            Self::Exempt => "exempt",
+        }
+    }
+}
+
+/// One limit's counters, looked up once so a request only touches atomics.
+#[derive(Debug, Clone)]
+pub struct LimitMetrics {
+    counters: Arc<[Counter; 6]>,
+    keys: Gauge,
+}
+
+impl LimitMetrics {
+    pub fn count(&self, outcome: LimitOutcome) {
+        self.counters[outcome as usize].inc();
+    }
+
+    pub fn keys(&self, tracked: u64) {
+        self.keys.set(tracked as i64);
     }
 }
 

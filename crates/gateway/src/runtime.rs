@@ -11,6 +11,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::AccessLog;
 use crate::clock::Clock;
+use crate::limit::{LimitHandle, LimitPolicy};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::pipeline::{Pipeline, Policy};
 use crate::proxy::ProxyTarget;
@@ -25,6 +26,7 @@ pub struct Runtime {
     routes: Vec<Route>,
     upstreams: HashMap<String, Arc<Upstream>>,
     pub rooms: BTreeMap<String, Arc<RoomHandle>>,
+    pub limits: BTreeMap<String, Arc<LimitHandle>>,
     pub tls: Option<Tls>,
     pub connections: Arc<auto::Builder<TokioExecutor>>,
     pub access_log: AccessLog,
@@ -75,6 +77,13 @@ impl Runtime {
                 .map_err(|reason| ConfigError::invalid(format!("rooms.{name}.page_template"), reason))?;
             rooms.insert(name.clone(), handle);
         }
+        let mut limits = BTreeMap::new();
+        for (name, limit) in &config.limits {
+            let previous = previous.and_then(|p| p.limits.get(name));
+            let handle = LimitHandle::build(name, limit, previous, &rooms, metrics, clock)
+                .map_err(|reason| ConfigError::invalid(format!("limits.{name}.key"), reason))?;
+            limits.insert(name.clone(), handle);
+        }
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, route) in config.routes.iter().enumerate() {
             let name: Arc<str> = Arc::from(route.name.clone().unwrap_or_else(|| format!("route{i}")));
@@ -86,7 +95,7 @@ impl Runtime {
                 .iter()
                 .enumerate()
                 .map(|(p, policy)| {
-                    build_policy(policy, &rooms)
+                    build_policy(policy, &rooms, &limits, &config)
                         .map_err(|reason| ConfigError::invalid(format!("routes[{i}].policies[{p}]"), reason))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -103,6 +112,7 @@ impl Runtime {
             routes,
             upstreams,
             rooms,
+            limits,
             tls,
             access_log,
         })
@@ -118,8 +128,17 @@ impl Runtime {
 }
 
 /// The one place policy kinds are turned into components. Each policy capability adds its arm here.
-fn build_policy(policy: &PolicyRef, rooms: &BTreeMap<String, Arc<RoomHandle>>) -> Result<Arc<dyn Policy>, String> {
+fn build_policy(
+    policy: &PolicyRef,
+    rooms: &BTreeMap<String, Arc<RoomHandle>>,
+    limits: &BTreeMap<String, Arc<LimitHandle>>,
+    config: &Config,
+) -> Result<Arc<dyn Policy>, String> {
     match policy.kind.as_str() {
+        "limit" => limits
+            .get(&policy.name)
+            .map(|limit| Arc::new(LimitPolicy::new(limit.clone(), config)) as Arc<dyn Policy>)
+            .ok_or_else(|| format!("no limits.{}", policy.name)),
         "room" => rooms
             .get(&policy.name)
             .map(|room| Arc::new(RoomPolicy::new(room.clone())) as Arc<dyn Policy>)

@@ -129,16 +129,23 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<Handle, St
 /// How often rooms release places, and how often their figures are published (every tenth tick).
 const ROOM_TICK: Duration = Duration::from_millis(100);
 
-/// Lets time pass in every room, so places are released on schedule even when nobody happens to poll.
+/// Lets time pass in every room, so places are released on schedule even when nobody happens to poll, and
+/// forgets rate-limit keys gone idle.
 async fn tick_rooms(shared: Arc<Shared>) {
     let mut interval = tokio::time::interval(ROOM_TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sweep_every = (crate::limit::SWEEP_EVERY.as_millis() / ROOM_TICK.as_millis()) as u64;
     for n in 0u64.. {
         interval.tick().await;
         let runtime = shared.runtime.load_full();
         for room in runtime.rooms.values() {
             if let Err(e) = room.tick(n % 10 == 0).await {
                 tracing::warn!(room = %room.name, error = %e, "room tick failed");
+            }
+        }
+        if n % sweep_every == 0 {
+            for limit in runtime.limits.values() {
+                limit.sweep();
             }
         }
     }

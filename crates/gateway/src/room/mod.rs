@@ -25,6 +25,7 @@ use crate::body::{ResponseBody, full};
 use crate::clock::Clock;
 use crate::error::{Accept, GatewayError};
 use crate::metrics::{Metrics, RoomMetrics};
+pub use cookies::get as cookie;
 pub use policy::RoomPolicy;
 
 /// A room as the gateway runs it: its store, its keys, what the file says, and what an operator changed live.
@@ -263,6 +264,13 @@ impl RoomHandle {
             return Err(Refusal::Stale);
         }
         Ok(claims)
+    }
+
+    /// The session of the valid pass this request carries, if any: the user, for rate limits keyed by it.
+    pub fn session_of(&self, headers: &HeaderMap, client_ip: IpAddr) -> Option<u64> {
+        let token = cookies::get(headers, &cookies::pass_name(&self.name))?;
+        let now = (self.clock.now_ms() / 1000) as u32;
+        self.verify(token, Kind::Pass, now, self.binding(client_ip)).ok().map(|c| c.seq)
     }
 
     /// Gives up the client's place or ends its session.
