@@ -3,5 +3,6 @@
 //! thin, and these can be tested exhaustively on a manual clock.
 
 pub mod limit;
+pub mod reserve;
 pub mod room;
 pub mod token;

@@ -1,0 +1,76 @@
+//! What happened, in the order it happened: the ledger's records.
+
+use super::InventorySpec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClaimStatus {
+    Confirmed,
+    /// Reserved until `expires` (Unix ms): confirm before then or the stock goes back.
+    Held {
+        expires: u64,
+    },
+    Waitlisted,
+    Cancelled,
+    Expired,
+}
+
+impl ClaimStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::Held { .. } => "held",
+            Self::Waitlisted => "waitlisted",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn expires(&self) -> Option<u64> {
+        match self {
+            Self::Held { expires } => Some(*expires),
+            _ => None,
+        }
+    }
+
+    /// Holds stock (or a place in line) for its user.
+    pub fn active(&self) -> bool {
+        matches!(self, Self::Confirmed | Self::Held { .. } | Self::Waitlisted)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    InventoryCreated(InventorySpec),
+    /// A claim was accepted: confirmed, held, or waitlisted. `units` are the units it got (or asked for, when
+    /// waitlisted).
+    Claimed {
+        claim: u64,
+        inventory: String,
+        user: String,
+        quantity: u32,
+        units: Vec<String>,
+        key: String,
+        status: ClaimStatus,
+        at: u64,
+    },
+    Confirmed {
+        claim: u64,
+        at: u64,
+    },
+    Cancelled {
+        claim: u64,
+        at: u64,
+    },
+    /// A hold ran out; its stock went back.
+    Expired {
+        claim: u64,
+        at: u64,
+    },
+    /// A waitlisted claim got freed stock.
+    Promoted {
+        claim: u64,
+        units: Vec<String>,
+        status: ClaimStatus,
+        at: u64,
+    },
+}

@@ -1,0 +1,211 @@
+//! One inventory's stock: counted (N identical items) or named units (seats), who holds what, and the line.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::{Claim, ClaimError, ClaimStatus};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stock {
+    /// N identical items: coupons, sneakers of one size.
+    Counted(u64),
+    /// Named units: seats `A-1`, `A-2`…, course sections.
+    Units(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventorySpec {
+    pub id: String,
+    pub stock: Stock,
+    pub per_user_limit: Option<u32>,
+    /// Claims may be held this long (ms) before they must be confirmed.
+    pub hold_ttl_ms: Option<u64>,
+    /// Claims beyond the stock wait in line for stock that is freed.
+    pub waitlist: bool,
+    /// Unix ms.
+    pub opens_at: Option<u64>,
+    pub closes_at: Option<u64>,
+}
+
+impl InventorySpec {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.id.is_empty() || !self.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err("id must be letters, digits, '-' or '_'".into());
+        }
+        if let Stock::Units(units) = &self.stock {
+            let mut seen = std::collections::HashSet::new();
+            if let Some(dup) = units.iter().find(|u| !seen.insert(*u)) {
+                return Err(format!("unit {dup:?} is listed twice"));
+            }
+        }
+        if self.per_user_limit == Some(0) {
+            return Err("per_user_limit must be at least 1".into());
+        }
+        if let (Some(open), Some(close)) = (self.opens_at, self.closes_at) {
+            if close <= open {
+                return Err("closes_at must be after opens_at".into());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn capacity(&self) -> u64 {
+        match &self.stock {
+            Stock::Counted(n) => *n,
+            Stock::Units(u) => u.len() as u64,
+        }
+    }
+
+    pub fn open_at(&self, now: u64) -> bool {
+        self.opens_at.is_none_or(|t| now >= t) && self.closes_at.is_none_or(|t| now < t)
+    }
+}
+
+/// Figures for reads and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Counts {
+    pub capacity: u64,
+    pub taken: u64,
+    pub waitlisted: u64,
+}
+
+impl Counts {
+    pub fn remaining(&self) -> u64 {
+        self.capacity - self.taken
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Inventory {
+    pub spec: InventorySpec,
+    /// Items confirmed or held.
+    taken: u64,
+    /// Units only: which claim holds each unit.
+    holders: Vec<Option<u64>>,
+    index: HashMap<String, usize>,
+    /// Quantity in active claims per user, for the per-user limit.
+    users: HashMap<String, u32>,
+    pub waitlist: VecDeque<u64>,
+}
+
+impl Inventory {
+    pub fn new(spec: InventorySpec) -> Self {
+        let (holders, index) = match &spec.stock {
+            Stock::Counted(_) => (Vec::new(), HashMap::new()),
+            Stock::Units(units) => {
+                (vec![None; units.len()], units.iter().enumerate().map(|(i, u)| (u.clone(), i)).collect())
+            }
+        };
+        Self { spec, taken: 0, holders, index, users: HashMap::new(), waitlist: VecDeque::new() }
+    }
+
+    pub fn per_user(&self, user: &str) -> u32 {
+        self.users.get(user).copied().unwrap_or(0)
+    }
+
+    pub fn add_user(&mut self, user: &str, quantity: u32) {
+        *self.users.entry(user.to_string()).or_insert(0) += quantity;
+    }
+
+    pub fn remove_user(&mut self, user: &str, quantity: u32) {
+        if let Some(q) = self.users.get_mut(user) {
+            *q = q.saturating_sub(quantity);
+            if *q == 0 {
+                self.users.remove(user);
+            }
+        }
+    }
+
+    /// The units a claim would get: the named ones if all are free, else the first free ones (best
+    /// available). For counted stock, no names.
+    pub fn allocate(&self, quantity: u32, wanted: &[String]) -> Result<Vec<String>, ClaimError> {
+        let quantity = u64::from(quantity);
+        if self.taken + quantity > self.spec.capacity() {
+            return Err(ClaimError::SoldOut);
+        }
+        let Stock::Units(names) = &self.spec.stock else {
+            if !wanted.is_empty() {
+                return Err(ClaimError::Invalid("this inventory has no named units".into()));
+            }
+            return Ok(Vec::new());
+        };
+        if wanted.is_empty() {
+            return Ok(self
+                .holders
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.is_none())
+                .take(quantity as usize)
+                .map(|(i, _)| names[i].clone())
+                .collect());
+        }
+        for unit in wanted {
+            match self.index.get(unit) {
+                None => return Err(ClaimError::Invalid(format!("no unit {unit:?}"))),
+                Some(&i) if self.holders[i].is_some() => return Err(ClaimError::UnitTaken(unit.clone())),
+                Some(_) => {}
+            }
+        }
+        Ok(wanted.to_vec())
+    }
+
+    pub fn take(&mut self, quantity: u32, units: &[String], claim: u64) {
+        self.taken += u64::from(quantity);
+        for unit in units {
+            if let Some(&i) = self.index.get(unit) {
+                self.holders[i] = Some(claim);
+            }
+        }
+    }
+
+    pub fn give_back(&mut self, quantity: u32, units: &[String]) {
+        self.taken = self.taken.saturating_sub(u64::from(quantity));
+        for unit in units {
+            if let Some(&i) = self.index.get(unit) {
+                self.holders[i] = None;
+            }
+        }
+    }
+
+    pub fn counts(&self) -> Counts {
+        Counts { capacity: self.spec.capacity(), taken: self.taken, waitlisted: self.waitlist.len() as u64 }
+    }
+
+    /// Recounts from the claims and compares with the running figures.
+    pub fn check(&self, claims: &HashMap<u64, Claim>) -> Result<(), String> {
+        let mine = || claims.values().filter(|c| c.inventory == self.spec.id);
+        let taken: u64 = mine()
+            .filter(|c| matches!(c.status, ClaimStatus::Confirmed | ClaimStatus::Held { .. }))
+            .map(|c| u64::from(c.quantity))
+            .sum();
+        if taken != self.taken {
+            return Err(format!("{}: {taken} taken by claims, {} counted", self.spec.id, self.taken));
+        }
+        if taken > self.spec.capacity() {
+            return Err(format!("{}: oversold: {taken} of {}", self.spec.id, self.spec.capacity()));
+        }
+        let mut per_user: HashMap<&str, u32> = HashMap::new();
+        for c in mine().filter(|c| c.status.active()) {
+            *per_user.entry(&c.user).or_insert(0) += c.quantity;
+        }
+        if let Some(limit) = self.spec.per_user_limit {
+            if let Some((user, q)) = per_user.iter().find(|(_, q)| **q > limit) {
+                return Err(format!("{}: user {user} has {q}, limit {limit}", self.spec.id));
+            }
+        }
+        if let Stock::Units(_) = self.spec.stock {
+            let mut seen = std::collections::HashSet::new();
+            for c in mine().filter(|c| matches!(c.status, ClaimStatus::Confirmed | ClaimStatus::Held { .. })) {
+                for u in &c.units {
+                    if !seen.insert(u) {
+                        return Err(format!("{}: unit {u} held twice", self.spec.id));
+                    }
+                }
+            }
+            let held = self.holders.iter().filter(|h| h.is_some()).count() as u64;
+            if held != taken {
+                return Err(format!("{}: {held} units marked, {taken} taken", self.spec.id));
+            }
+        }
+        Ok(())
+    }
+}

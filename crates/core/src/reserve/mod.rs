@@ -1,0 +1,395 @@
+//! The first-come-first-served reservation engine's state machine: inventories, claims, holds, waitlists.
+//!
+//! Event-sourced and sans-IO. A command ([`Engine::claim`], [`Engine::confirm`], [`Engine::cancel`],
+//! [`Engine::expire`]) is decided against the current state and, if it changes anything, produces events;
+//! the state changes only by [`Engine::apply`] of those events. The caller writes the events to its durable
+//! log before it acknowledges the command, and rebuilds the state after a restart by applying the log again:
+//! the same events always give the same state ([`Engine::state_hash`] proves it).
+//!
+//! Invariants, after every event: claimed + held ≤ capacity; no user beyond the per-user limit; no unit held
+//! by two claims.
+
+mod event;
+mod inventory;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap};
+
+pub use event::{ClaimStatus, Event};
+use inventory::Inventory;
+pub use inventory::{InventorySpec, Stock};
+
+/// What a claim asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    pub inventory: String,
+    pub user: String,
+    pub quantity: u32,
+    /// Specific units (seats); empty means any (best available).
+    pub units: Vec<String>,
+    /// Hold instead of confirming at once (needs the inventory's hold TTL).
+    pub hold: bool,
+    pub idempotency_key: String,
+}
+
+/// The answer to a claim: its id and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub claim: u64,
+    pub status: ClaimStatus,
+    pub units: Vec<String>,
+    /// 1 = next, for a waitlisted claim.
+    pub position: Option<u64>,
+    /// The same idempotency key was seen before: this is the original answer.
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimError {
+    #[error("sold out")]
+    SoldOut,
+    #[error("the per-user limit of {0} is reached")]
+    LimitReached(u32),
+    #[error("unit {0} is taken")]
+    UnitTaken(String),
+    #[error("not open")]
+    Closed,
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("the hold has expired")]
+    HoldExpired,
+}
+
+impl ClaimError {
+    /// Stable code for the HTTP contract.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::SoldOut => "sold_out",
+            Self::LimitReached(_) => "limit_reached",
+            Self::UnitTaken(_) => "unit_taken",
+            Self::Closed => "closed",
+            Self::Invalid(_) => "invalid",
+            Self::NotFound(_) => "not_found",
+            Self::HoldExpired => "hold_expired",
+        }
+    }
+}
+
+/// A claim as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub id: u64,
+    pub inventory: String,
+    pub user: String,
+    pub quantity: u32,
+    pub units: Vec<String>,
+    pub status: ClaimStatus,
+    pub idempotency_key: String,
+    /// The status the claim was first answered with, returned again to a retry with the same key.
+    pub first_status: ClaimStatus,
+}
+
+#[derive(Debug, Default)]
+pub struct Engine {
+    inventories: HashMap<String, Inventory>,
+    claims: HashMap<u64, Claim>,
+    next_claim: u64,
+    /// (inventory, user, idempotency key) → claim.
+    keys: HashMap<(String, String, String), u64>,
+    /// Holds by expiry, to return their stock on time.
+    holds: BTreeSet<(u64, u64)>,
+}
+
+impl Engine {
+    // === commands ===
+
+    pub fn create_inventory(&mut self, spec: InventorySpec) -> Result<Vec<Event>, ClaimError> {
+        spec.validate().map_err(ClaimError::Invalid)?;
+        if self.inventories.contains_key(&spec.id) {
+            return Err(ClaimError::Invalid(format!("inventory {:?} exists", spec.id)));
+        }
+        let events = vec![Event::InventoryCreated(spec)];
+        self.apply_all(&events);
+        Ok(events)
+    }
+
+    /// Decides a claim at `now` (Unix ms). A retry with a known idempotency key returns the first answer and
+    /// changes nothing.
+    pub fn claim(&mut self, req: &ClaimRequest, now: u64) -> Result<(Reply, Vec<Event>), ClaimError> {
+        let key = (req.inventory.clone(), req.user.clone(), req.idempotency_key.clone());
+        if let Some(&id) = self.keys.get(&key) {
+            let claim = &self.claims[&id];
+            let reply = Reply {
+                claim: id,
+                status: claim.first_status,
+                units: claim.units.clone(),
+                position: self.position(id),
+                replayed: true,
+            };
+            return Ok((reply, Vec::new()));
+        }
+        if req.quantity == 0 || req.user.is_empty() || req.idempotency_key.is_empty() {
+            return Err(ClaimError::Invalid("quantity, user and idempotency key are required".into()));
+        }
+        let inv = self.inventories.get(&req.inventory).ok_or(ClaimError::NotFound("inventory"))?;
+        if !inv.spec.open_at(now) {
+            return Err(ClaimError::Closed);
+        }
+        if req.hold && inv.spec.hold_ttl_ms.is_none() {
+            return Err(ClaimError::Invalid("this inventory does not hold; claim without hold".into()));
+        }
+        if !req.units.is_empty() && req.units.len() != req.quantity as usize {
+            return Err(ClaimError::Invalid("name one unit per item claimed, or none".into()));
+        }
+        if let Some(limit) = inv.spec.per_user_limit {
+            if inv.per_user(&req.user) + req.quantity > limit {
+                return Err(ClaimError::LimitReached(limit));
+            }
+        }
+        let status = if req.hold {
+            ClaimStatus::Held { expires: now + inv.spec.hold_ttl_ms.unwrap_or(0) }
+        } else {
+            ClaimStatus::Confirmed
+        };
+        let units = match inv.allocate(req.quantity, &req.units) {
+            Ok(units) => units,
+            // Only "any unit" claims wait in line: a wish for particular seats cannot be promised later.
+            Err(ClaimError::SoldOut) if inv.spec.waitlist && req.units.is_empty() => {
+                let id = self.next_claim;
+                let event = Event::Claimed {
+                    claim: id,
+                    inventory: req.inventory.clone(),
+                    user: req.user.clone(),
+                    quantity: req.quantity,
+                    units: Vec::new(),
+                    key: req.idempotency_key.clone(),
+                    status: ClaimStatus::Waitlisted,
+                    at: now,
+                };
+                self.apply(&event);
+                let reply = Reply {
+                    claim: id,
+                    status: ClaimStatus::Waitlisted,
+                    units: Vec::new(),
+                    position: self.position(id),
+                    replayed: false,
+                };
+                return Ok((reply, vec![event]));
+            }
+            Err(e) => return Err(e),
+        };
+        let id = self.next_claim;
+        let event = Event::Claimed {
+            claim: id,
+            inventory: req.inventory.clone(),
+            user: req.user.clone(),
+            quantity: req.quantity,
+            units: units.clone(),
+            key: req.idempotency_key.clone(),
+            status,
+            at: now,
+        };
+        self.apply(&event);
+        Ok((Reply { claim: id, status, units, position: None, replayed: false }, vec![event]))
+    }
+
+    /// Turns a hold into a confirmed claim.
+    pub fn confirm(&mut self, claim: u64, now: u64) -> Result<Vec<Event>, ClaimError> {
+        let c = self.claims.get(&claim).ok_or(ClaimError::NotFound("claim"))?;
+        match c.status {
+            ClaimStatus::Confirmed => Ok(Vec::new()),
+            ClaimStatus::Held { expires } if expires > now => {
+                let events = vec![Event::Confirmed { claim, at: now }];
+                self.apply_all(&events);
+                Ok(events)
+            }
+            ClaimStatus::Held { .. } | ClaimStatus::Expired => Err(ClaimError::HoldExpired),
+            ClaimStatus::Waitlisted | ClaimStatus::Cancelled => {
+                Err(ClaimError::Invalid(format!("a {} claim cannot be confirmed", c.status.as_str())))
+            }
+        }
+    }
+
+    /// Gives a claim up; its stock goes to the waitlist first.
+    pub fn cancel(&mut self, claim: u64, now: u64) -> Result<Vec<Event>, ClaimError> {
+        let c = self.claims.get(&claim).ok_or(ClaimError::NotFound("claim"))?;
+        if matches!(c.status, ClaimStatus::Cancelled | ClaimStatus::Expired) {
+            return Ok(Vec::new());
+        }
+        let inventory = c.inventory.clone();
+        let mut events = vec![Event::Cancelled { claim, at: now }];
+        self.apply(&events[0]);
+        events.extend(self.promote(&inventory, now));
+        Ok(events)
+    }
+
+    /// Returns the stock of every hold that expired by `now`, exactly once, and promotes the waitlist.
+    pub fn expire(&mut self, now: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        while let Some(&(expires, claim)) = self.holds.first() {
+            if expires > now {
+                break;
+            }
+            let event = Event::Expired { claim, at: now };
+            self.apply(&event);
+            events.push(event);
+            if let Some(inventory) = self.claims.get(&claim).map(|c| c.inventory.clone()) {
+                events.extend(self.promote(&inventory, now));
+            }
+        }
+        events
+    }
+
+    /// Gives freed stock to waitlisted claims, first come first served: the head of the line is served
+    /// before anyone behind it, even if a smaller claim behind it would fit.
+    fn promote(&mut self, inventory: &str, now: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        loop {
+            let Some(inv) = self.inventories.get(inventory) else { break };
+            let Some(&head) = inv.waitlist.front() else { break };
+            let c = &self.claims[&head];
+            let Ok(units) = inv.allocate(c.quantity, &c.units) else { break };
+            let status = match inv.spec.hold_ttl_ms {
+                Some(ttl) => ClaimStatus::Held { expires: now + ttl },
+                None => ClaimStatus::Confirmed,
+            };
+            let event = Event::Promoted { claim: head, units, status, at: now };
+            self.apply(&event);
+            events.push(event);
+        }
+        events
+    }
+
+    // === state ===
+
+    fn apply_all(&mut self, events: &[Event]) {
+        for e in events {
+            self.apply(e);
+        }
+    }
+
+    /// The only place the state changes. Deterministic: replaying a log gives the same state.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::InventoryCreated(spec) => {
+                self.inventories.insert(spec.id.clone(), Inventory::new(spec.clone()));
+            }
+            Event::Claimed { claim, inventory, user, quantity, units, key, status, .. } => {
+                self.next_claim = self.next_claim.max(claim + 1);
+                self.keys.insert((inventory.clone(), user.clone(), key.clone()), *claim);
+                if let Some(inv) = self.inventories.get_mut(inventory) {
+                    inv.add_user(user, *quantity);
+                    match status {
+                        ClaimStatus::Waitlisted => inv.waitlist.push_back(*claim),
+                        _ => inv.take(*quantity, units, *claim),
+                    }
+                }
+                if let ClaimStatus::Held { expires } = status {
+                    self.holds.insert((*expires, *claim));
+                }
+                self.claims.insert(
+                    *claim,
+                    Claim {
+                        id: *claim,
+                        inventory: inventory.clone(),
+                        user: user.clone(),
+                        quantity: *quantity,
+                        units: units.clone(),
+                        status: *status,
+                        idempotency_key: key.clone(),
+                        first_status: *status,
+                    },
+                );
+            }
+            Event::Confirmed { claim, .. } => {
+                if let Some(c) = self.claims.get_mut(claim) {
+                    if let ClaimStatus::Held { expires } = c.status {
+                        self.holds.remove(&(expires, *claim));
+                    }
+                    c.status = ClaimStatus::Confirmed;
+                }
+            }
+            Event::Cancelled { claim, .. } | Event::Expired { claim, .. } => {
+                let expired = matches!(event, Event::Expired { .. });
+                if let Some(c) = self.claims.get_mut(claim) {
+                    let before = c.status;
+                    c.status = if expired { ClaimStatus::Expired } else { ClaimStatus::Cancelled };
+                    if let ClaimStatus::Held { expires } = before {
+                        self.holds.remove(&(expires, *claim));
+                    }
+                    if let Some(inv) = self.inventories.get_mut(&c.inventory) {
+                        inv.remove_user(&c.user, c.quantity);
+                        match before {
+                            ClaimStatus::Waitlisted => inv.waitlist.retain(|&w| w != *claim),
+                            ClaimStatus::Confirmed | ClaimStatus::Held { .. } => inv.give_back(c.quantity, &c.units),
+                            ClaimStatus::Cancelled | ClaimStatus::Expired => {}
+                        }
+                    }
+                }
+            }
+            Event::Promoted { claim, units, status, .. } => {
+                if let Some(c) = self.claims.get_mut(claim) {
+                    if let Some(inv) = self.inventories.get_mut(&c.inventory) {
+                        inv.waitlist.retain(|&w| w != *claim);
+                        inv.take(c.quantity, units, *claim);
+                    }
+                    c.units = units.clone();
+                    c.status = *status;
+                    if let ClaimStatus::Held { expires } = status {
+                        self.holds.insert((*expires, *claim));
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, claim: u64) -> Option<&Claim> {
+        self.claims.get(&claim)
+    }
+
+    pub fn inventory(&self, id: &str) -> Option<(&InventorySpec, inventory::Counts)> {
+        self.inventories.get(id).map(|i| (&i.spec, i.counts()))
+    }
+
+    /// 1-based place of a waitlisted claim.
+    pub fn position(&self, claim: u64) -> Option<u64> {
+        let c = self.claims.get(&claim)?;
+        if c.status != ClaimStatus::Waitlisted {
+            return None;
+        }
+        let inv = self.inventories.get(&c.inventory)?;
+        inv.waitlist.iter().position(|&w| w == claim).map(|p| p as u64 + 1)
+    }
+
+    /// A digest of the whole state, independent of map order: equal after replaying the same log.
+    pub fn state_hash(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut ids: Vec<&String> = self.inventories.keys().collect();
+        ids.sort();
+        for id in ids {
+            let inv = &self.inventories[id];
+            id.hash(&mut h);
+            inv.counts().hash(&mut h);
+            inv.waitlist.hash(&mut h);
+        }
+        let mut claims: Vec<&Claim> = self.claims.values().collect();
+        claims.sort_by_key(|c| c.id);
+        for c in claims {
+            (c.id, &c.user, c.quantity, &c.units, c.status.as_str(), c.status.expires()).hash(&mut h);
+        }
+        h.finish()
+    }
+
+    /// Checks every invariant; the property tests call it after every step.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for inv in self.inventories.values() {
+            inv.check(&self.claims)?;
+        }
+        Ok(())
+    }
+}
