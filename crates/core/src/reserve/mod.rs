@@ -248,8 +248,7 @@ impl Engine {
     /// before anyone behind it, even if a smaller claim behind it would fit.
     fn promote(&mut self, inventory: &str, now: u64) -> Vec<Event> {
         let mut events = Vec::new();
-        loop {
-            let Some(inv) = self.inventories.get(inventory) else { break };
+        while let Some(inv) = self.inventories.get(inventory) {
             let Some(&head) = inv.waitlist.front() else { break };
             let c = &self.claims[&head];
             let Ok(units) = inv.allocate(c.quantity, &c.units) else { break };
