@@ -4,9 +4,12 @@
 //! Every method takes the time as an argument, as the models in `spillway-core` do: a backend never reads a
 //! clock of its own, and tests drive it on paused time.
 
+mod ledger;
 mod limit;
 pub mod memory;
 mod room;
+pub mod sqlite;
 
+pub use ledger::{Ledger, LedgerError};
 pub use limit::{LimitStore, Pending};
 pub use room::{RoomStore, StoreError, StoreResult};

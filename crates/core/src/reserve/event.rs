@@ -1,8 +1,11 @@
 //! What happened, in the order it happened: the ledger's records.
 
+use serde::{Deserialize, Serialize};
+
 use super::InventorySpec;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
 pub enum ClaimStatus {
     Confirmed,
     /// Reserved until `expires` (Unix ms): confirm before then or the stock goes back.
@@ -38,7 +41,8 @@ impl ClaimStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     InventoryCreated(InventorySpec),
     /// A claim was accepted: confirmed, held, or waitlisted. `units` are the units it got (or asked for, when

@@ -2,9 +2,12 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use super::{Claim, ClaimError, ClaimStatus};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Stock {
     /// N identical items: coupons, sneakers of one size.
     Counted(u64),
@@ -12,7 +15,7 @@ pub enum Stock {
     Units(Vec<String>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventorySpec {
     pub id: String,
     pub stock: Stock,

@@ -1,0 +1,21 @@
+//! The reservation engine's durable log: events appended in order, read back in order after a restart.
+
+use futures_util::future::BoxFuture;
+use spillway_core::reserve::Event;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {path}: {reason}")]
+    Open { path: String, reason: String },
+    /// A write failed. The writer stops: events decided after the failed ones may depend on them, so the only
+    /// safe continuation is a restart that rebuilds the state from what is really on disk.
+    #[error("ledger write failed: {0}")]
+    Write(String),
+}
+
+/// An append-only, ordered, durable event log.
+pub trait Ledger: Send + Sync + std::fmt::Debug {
+    /// Resolves once `events`, and everything appended before them, are durable. An empty append is a barrier:
+    /// it resolves once everything appended before it is durable.
+    fn append(&self, events: Vec<Event>) -> BoxFuture<'static, Result<(), LedgerError>>;
+}

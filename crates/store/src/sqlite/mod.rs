@@ -1,0 +1,5 @@
+//! The embedded backend for durable data: SQLite files in WAL mode with `synchronous=FULL`.
+
+mod ledger;
+
+pub use ledger::{LedgerStats, SqliteLedger};
