@@ -32,7 +32,7 @@ pub use log::{AccessLog, LogConfig, LogFormat};
 pub use room::{Activation, Queueing, RoomConfig};
 pub use route::{PolicyRef, RouteConfig};
 pub use secret::Secret;
-pub use server::{ServerConfig, TlsConfig};
+pub use server::{ForwardedHeader, ServerConfig, TlsConfig};
 pub use size::ByteSize;
 pub use timestamp::Timestamp;
 pub use upstream::{Balance, UpstreamConfig};

@@ -112,6 +112,9 @@ pub enum Action {
     Shadow,
 }
 
+/// Longest period a rate may have: a year's quota is the longest anyone asks for.
+const MAX_PERIOD: Duration = Duration::from_secs(366 * 86_400);
+
 /// `count/period`: "10/s", "600/m", "1000/d", "5/15m".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -131,10 +134,17 @@ impl FromStr for Rate {
             "m" => Duration::from_secs(60),
             "h" => Duration::from_secs(3600),
             "d" => Duration::from_secs(86_400),
+            // "10/sec", "10/min": a unit alone means one of it.
+            other if other.starts_with(|c: char| c.is_ascii_alphabetic()) => {
+                humantime::parse_duration(&format!("1{other}")).map_err(|_| bad())?
+            }
             other => humantime::parse_duration(other).map_err(|_| bad())?,
         };
         if count == 0 || period.is_zero() {
             return Err(format!("invalid rate {s:?}: the count and the period must be greater than 0"));
+        }
+        if period > MAX_PERIOD {
+            return Err(format!("invalid rate {s:?}: the period may be at most 366 days"));
         }
         Ok(Self { count, period })
     }
@@ -298,6 +308,8 @@ mod tests {
 
     #[test]
     fn rates_and_keys_parse_and_print_back() {
+        assert_eq!("10/sec".parse::<Rate>().map(|r| r.period), Ok(Duration::from_secs(1)));
+        assert!("1/400days".parse::<Rate>().is_err());
         for s in ["10/s", "600/m", "1000/d", "5/15m", "2/h"] {
             assert_eq!(s.parse::<Rate>().map(|r| r.to_string()), Ok(s.to_string()));
         }

@@ -31,6 +31,17 @@ pub struct ServerConfig {
     /// client's address (for rate-limit keys and allow/deny lists). Nobody's by default.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<crate::Cidr>,
+    /// The header the trusted proxies write: `x-forwarded-for` or `forwarded`. Only that one is read, since a
+    /// client can send the other itself.
+    pub forwarded_header: ForwardedHeader,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +57,7 @@ impl Default for ServerConfig {
             header_read_timeout: Seconds::secs(10),
             shutdown_grace: Seconds::secs(30),
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
         }
     }
 }

@@ -50,6 +50,14 @@ fn limit(name: &str, l: &LimitConfig, config: &Config) -> Result<(), ConfigError
         let bkey = |field: &str| {
             if l.bands.is_empty() { key(field) } else { format!("limits.{name}.bands[{i}].{field}") }
         };
+        if band.burst.is_some()
+            && matches!(
+                band.algorithm,
+                AlgorithmKind::FixedWindow | AlgorithmKind::SlidingWindow | AlgorithmKind::SlidingLog
+            )
+        {
+            return Err(ConfigError::invalid(bkey("burst"), "windows have no burst: the rate's count is the limit"));
+        }
         if band.burst == Some(0) {
             return Err(ConfigError::invalid(bkey("burst"), "must be at least 1"));
         }
@@ -62,7 +70,8 @@ fn limit(name: &str, l: &LimitConfig, config: &Config) -> Result<(), ConfigError
                 format!("a sliding_log keeps every request: at most {MAX_LOG_LIMIT} per period (use sliding_window)"),
             ));
         }
-        if let Some(n) = &band.name {
+        let default_name = if l.bands.len() > 1 { format!("{name}-{i}") } else { name.to_string() };
+        if let Some(n) = band.name.as_ref().or(Some(&default_name)) {
             if !is_name(n) {
                 return Err(ConfigError::invalid(bkey("name"), "must be letters, digits, '-' or '_'"));
             }

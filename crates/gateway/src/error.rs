@@ -29,6 +29,8 @@ pub enum GatewayError {
     MethodNotAllowed,
     #[error("waiting room state is unavailable: {0}")]
     RoomUnavailable(#[from] spillway_store::StoreError),
+    #[error("rate limit state is unavailable: {0}")]
+    LimitUnavailable(spillway_store::StoreError),
     #[error("rate limit {limit} exceeded; retry after {} s", retry_after_secs(*.retry_after))]
     RateLimited { limit: String, retry_after: Duration },
     #[error("requests from this address are not accepted")]
@@ -52,6 +54,7 @@ impl GatewayError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RoomUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::LimitUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Denied => StatusCode::FORBIDDEN,
         }
     }
@@ -68,6 +71,7 @@ impl GatewayError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RoomUnavailable(_) => "room_unavailable",
             Self::RateLimited { .. } => "rate_limited",
+            Self::LimitUnavailable(_) => "limit_unavailable",
             Self::Denied => "denied",
         }
     }
@@ -79,6 +83,7 @@ impl GatewayError {
                 format!("upstream {upstream} is unavailable")
             }
             Self::RoomUnavailable(_) => "the waiting room is briefly unavailable".to_string(),
+            Self::LimitUnavailable(_) => "rate limiting is briefly unavailable".to_string(),
             other => other.to_string(),
         }
     }

@@ -40,8 +40,12 @@ fn prepare(req: &mut Request<RequestBody>, ctx: &RequestCtx) {
         Some(h) => Some(h.clone()),
         None => req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
     };
+    let strip_room_cookies = req.extensions().get::<crate::room::StripRoomCookies>().is_some();
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
+    if strip_room_cookies {
+        crate::room::strip_own(headers);
+    }
     if let Some(host) = &host {
         if !headers.contains_key(HOST) {
             headers.insert(HOST, host.clone());

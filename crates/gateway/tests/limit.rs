@@ -199,3 +199,45 @@ async fn api_keys_have_their_own_budgets() {
     assert_eq!(get("alice").await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS, "a GCRA burst of 1");
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_limit_behind_a_room_counts_each_admitted_user_by_pass() {
+    let origin = Origin::start("origin").await;
+    let clock = Clock::manual(T0);
+    let cfg = config(&format!(
+        r#"
+[[keys]]
+id = "k1"
+secret = "0123456789abcdef0123456789abcdef"
+[upstreams.origin]
+addresses = ["{}"]
+[rooms.sale]
+new_users_per_minute = 6000
+activation = "threshold"
+[limits.per_user]
+key = "pass:sale"
+rate = "1/m"
+[[routes]]
+path = "/api"
+upstream = "origin"
+policies = ["room:sale", "limit:per_user"]
+"#,
+        origin.addr
+    ));
+    let gw = spillway_gateway::start_with_clock(cfg, clock.clone()).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    let api = url(gw.public_addr, "/api");
+    let http = client();
+    let mut passes = Vec::new();
+    for _ in 0..2 {
+        let r = http.get(&api).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "threshold: straight in, and the limit's first request");
+        let cookie = header(&r, "set-cookie");
+        passes.push(cookie.split(';').next().unwrap().to_string());
+    }
+    for pass in &passes {
+        let r = http.get(&api).header("cookie", pass).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "each user has their own budget of one");
+    }
+    gw.shutdown().await;
+}

@@ -174,10 +174,12 @@ impl State {
                 s.clone().tokens_at(capacity, quota, interval, now) >= capacity as f64
             }
             (Self::LeakyBucket(s), _) => s.next_free <= now,
-            (Self::FixedWindow(s), Algorithm::FixedWindow { quota }) => now >= s.start + quota.period_ns,
-            (Self::Sliding(s), Algorithm::SlidingWindow { quota, .. }) => now >= s.start + 2 * quota.period_ns,
+            (Self::FixedWindow(s), Algorithm::FixedWindow { quota }) => now >= s.start.saturating_add(quota.period_ns),
+            (Self::Sliding(s), Algorithm::SlidingWindow { quota, .. }) => {
+                now >= s.start.saturating_add(quota.period_ns.saturating_mul(2))
+            }
             (Self::Log(s), Algorithm::SlidingWindow { quota, .. }) => {
-                s.newest().is_none_or(|t| now >= t + quota.period_ns)
+                s.newest().is_none_or(|t| now >= t.saturating_add(quota.period_ns))
             }
             _ => true,
         }

@@ -111,10 +111,10 @@ impl LimitHandle {
     async fn check(&self, key: u64, now: u64) -> Result<(usize, Decision), GatewayError> {
         let mut closest: Option<(usize, Decision)> = None;
         for (i, band) in self.bands.iter().enumerate() {
-            let decision = band.store.check(now, key).await?;
+            let decision = band.store.check(now, key).await.map_err(GatewayError::LimitUnavailable)?;
             if !decision.allowed {
                 for earlier in &self.bands[..i] {
-                    earlier.store.undo(now, key).await?;
+                    earlier.store.undo(now, key).await.map_err(GatewayError::LimitUnavailable)?;
                 }
                 return Ok((i, decision));
             }
@@ -171,12 +171,17 @@ fn algorithm(band: &BandConfig) -> Algorithm {
 pub struct LimitPolicy {
     limit: Arc<LimitHandle>,
     trusted: Arc<[IpNet]>,
+    header: crate::client_ip::ForwardedHeader,
 }
 
 impl LimitPolicy {
     pub fn new(limit: Arc<LimitHandle>, config: &Config) -> Self {
         let trusted = config.server.trusted_proxies.iter().map(|c| c.0).collect();
-        Self { limit, trusted }
+        let header = match config.server.forwarded_header {
+            spillway_config::ForwardedHeader::XForwardedFor => crate::client_ip::ForwardedHeader::XForwardedFor,
+            spillway_config::ForwardedHeader::Forwarded => crate::client_ip::ForwardedHeader::Forwarded,
+        };
+        Self { limit, trusted, header }
     }
 }
 
@@ -184,7 +189,7 @@ impl Policy for LimitPolicy {
     fn call<'a>(&'a self, req: ProxyRequest, ctx: &'a RequestCtx, next: Next<'a>) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let limit = &self.limit;
-            let client_ip = crate::client_ip::resolve(ctx.client_ip, req.headers(), &self.trusted);
+            let client_ip = crate::client_ip::resolve(ctx.client_ip, req.headers(), &self.trusted, self.header);
             if limit.deny.iter().any(|n| n.contains(&client_ip)) {
                 limit.metrics.count(LimitOutcome::Denied);
                 return Err(GatewayError::Denied);

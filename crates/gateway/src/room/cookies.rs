@@ -27,6 +27,10 @@ pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim_matches('"'))
 }
 
+/// Marks a request whose room cookies must not reach the origin.
+#[derive(Debug, Clone, Copy)]
+pub struct StripRoomCookies;
+
 /// Takes Spillway's own cookies out of the request, so the origin never sees tokens it has no use for.
 pub fn strip_own(headers: &mut HeaderMap) {
     let mut kept = Vec::new();
@@ -54,6 +58,18 @@ pub fn strip_own(headers: &mut HeaderMap) {
         headers.remove(COOKIE);
         for v in kept {
             headers.append(COOKIE, v);
+        }
+    }
+}
+
+/// Copies a pass being set on the response into the request's cookies.
+pub fn carry_new_pass(set: &HeaderMap, request: &mut HeaderMap) {
+    for value in set.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()) {
+        let pair = value.split(';').next().unwrap_or("");
+        if pair.starts_with(PASS_PREFIX) && !value.contains("Max-Age=0") {
+            if let Ok(v) = HeaderValue::from_str(pair) {
+                request.append(COOKIE, v);
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::body::{ResponseBody, full};
 use crate::clock::Clock;
 use crate::error::{Accept, GatewayError};
 use crate::metrics::{Metrics, RoomMetrics};
-pub use cookies::get as cookie;
+pub use cookies::{StripRoomCookies, get as cookie, strip_own};
 pub use policy::RoomPolicy;
 
 /// A room as the gateway runs it: its store, its keys, what the file says, and what an operator changed live.

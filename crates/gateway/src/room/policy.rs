@@ -29,7 +29,12 @@ impl Policy for RoomPolicy {
                     Ok(response)
                 }
                 Gate::Through(set) => {
-                    cookies::strip_own(req.headers_mut());
+                    // Later policies may still need the pass (a limit keyed by it); the proxy takes the
+                    // cookies out just before the request leaves for the origin.
+                    req.extensions_mut().insert(cookies::StripRoomCookies);
+                    // A pass issued just now rides on this request too, so policies after the room (a limit
+                    // keyed by the pass) see the user it admitted.
+                    cookies::carry_new_pass(&set, req.headers_mut());
                     let mut response = next.run(req, ctx).await?;
                     for value in set.get_all(http::header::SET_COOKIE) {
                         response.headers_mut().append(http::header::SET_COOKIE, value.clone());
