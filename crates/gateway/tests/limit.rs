@@ -2,13 +2,12 @@
 //! clock (or paused tokio time for throttling), so every count is exact.
 #![allow(clippy::unwrap_used)]
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 use spillway_gateway::{Clock, Handle};
-use spillway_testkit::{Origin, client, config, metric, metrics, url};
+use spillway_testkit::{Origin, client, client_from, config, metric, metrics, url};
 
 const T0: u64 = 1_800_000_000_000;
 
@@ -28,10 +27,6 @@ policies = ["limit:api"]
     ));
     let gw = spillway_gateway::start_with_clock(cfg, clock).await.unwrap();
     (gw, origin)
-}
-
-fn from(ip: [u8; 4]) -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().local_address(IpAddr::from(ip)).build().unwrap()
 }
 
 fn header(r: &reqwest::Response, name: &str) -> String {
@@ -174,14 +169,14 @@ async fn allow_and_deny_lists() {
     let limits = "[limits.api]\nrate = \"1/m\"\nallow = [\"127.0.0.3\"]\ndeny = [\"127.0.0.2/32\"]\n";
     let (gw, _o) = start(limits, "", Clock::manual(T0)).await;
     let api = url(gw.public_addr, "/api");
-    let denied = from([127, 0, 0, 2]).get(&api).send().await.unwrap();
+    let denied = client_from([127, 0, 0, 2]).get(&api).send().await.unwrap();
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
     assert_eq!(denied.json::<Value>().await.unwrap()["error"], "denied");
-    let exempt = from([127, 0, 0, 3]);
+    let exempt = client_from([127, 0, 0, 3]);
     for _ in 0..5 {
         assert_eq!(exempt.get(&api).send().await.unwrap().status(), StatusCode::OK);
     }
-    let other = from([127, 0, 0, 4]);
+    let other = client_from([127, 0, 0, 4]);
     assert_eq!(other.get(&api).send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(other.get(&api).send().await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
     gw.shutdown().await;

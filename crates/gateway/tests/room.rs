@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
@@ -12,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use spillway_core::token::{Claims, Keyring, Kind};
 use spillway_gateway::{Clock, Handle};
-use spillway_testkit::{Origin, TOKEN, client, config, metric, metrics, url};
+use spillway_testkit::{Origin, TOKEN, client, client_from, config, metric, metrics, url};
 
 const T0: u64 = 1_800_000_000_000;
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -76,8 +75,7 @@ impl Browser {
     }
 
     fn from(ip: [u8; 4]) -> Self {
-        let http = reqwest::Client::builder().no_proxy().local_address(IpAddr::from(ip)).build().unwrap();
-        Self { http, jar: BTreeMap::new() }
+        Self { http: client_from(ip), jar: BTreeMap::new() }
     }
 
     async fn send(&mut self, method: reqwest::Method, url: String, accept: &str, lang: Option<&str>) -> Answer {

@@ -125,6 +125,11 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// A client whose connections come from `ip` (any 127.x.y.z works on loopback), to test per-address rules.
+pub fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().local_address(std::net::IpAddr::from(ip)).build().unwrap()
+}
+
 pub fn url(public: SocketAddr, path: &str) -> String {
     format!("http://{public}{path}")
 }

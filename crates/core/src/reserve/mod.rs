@@ -155,30 +155,11 @@ impl Engine {
         } else {
             ClaimStatus::Confirmed
         };
-        let units = match inv.allocate(req.quantity, &req.units) {
-            Ok(units) => units,
+        let (status, units) = match inv.allocate(req.quantity, &req.units) {
+            Ok(units) => (status, units),
             // Only "any unit" claims wait in line: a wish for particular seats cannot be promised later.
             Err(ClaimError::SoldOut) if inv.spec.waitlist && req.units.is_empty() => {
-                let id = self.next_claim;
-                let event = Event::Claimed {
-                    claim: id,
-                    inventory: req.inventory.clone(),
-                    user: req.user.clone(),
-                    quantity: req.quantity,
-                    units: Vec::new(),
-                    key: req.idempotency_key.clone(),
-                    status: ClaimStatus::Waitlisted,
-                    at: now,
-                };
-                self.apply(&event);
-                let reply = Reply {
-                    claim: id,
-                    status: ClaimStatus::Waitlisted,
-                    units: Vec::new(),
-                    position: self.position(id),
-                    replayed: false,
-                };
-                return Ok((reply, vec![event]));
+                (ClaimStatus::Waitlisted, Vec::new())
             }
             Err(e) => return Err(e),
         };
@@ -194,7 +175,8 @@ impl Engine {
             at: now,
         };
         self.apply(&event);
-        Ok((Reply { claim: id, status, units, position: None, replayed: false }, vec![event]))
+        let reply = Reply { claim: id, status, units, position: self.position(id), replayed: false };
+        Ok((reply, vec![event]))
     }
 
     /// Turns a hold into a confirmed claim.
