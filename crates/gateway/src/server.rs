@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use crate::access_log::{self, AccessLog};
 use crate::body::{RequestBody, ResponseBody};
 use crate::error::{Accept, GatewayError};
-use crate::headers::{X_REQUEST_ID, head_size, request_id};
+use crate::headers::{Forwarding, X_REQUEST_ID, head_size, request_id};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::pipeline::RequestCtx;
@@ -210,10 +210,18 @@ async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watc
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// What every request on one client connection shares.
+#[derive(Debug)]
 struct Conn {
     peer: SocketAddr,
     scheme: &'static str,
+    forwarding: Arc<Forwarding>,
+}
+
+impl Conn {
+    fn new(peer: SocketAddr, scheme: &'static str) -> Arc<Self> {
+        Arc::new(Self { peer, scheme, forwarding: Arc::new(Forwarding::new(peer.ip(), scheme)) })
+    }
 }
 
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, watcher: Watcher) {
@@ -224,30 +232,36 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         (runtime.tls.clone(), runtime.connections.clone(), runtime.config.server.header_read_timeout.get())
     };
     match tls {
-        None => serve_io(stream, Conn { peer, scheme: "http" }, shared, &builder, watcher).await,
+        None => serve_io(stream, Conn::new(peer, "http"), shared, &builder, watcher).await,
         Some(tls) => match tokio::time::timeout(handshake_timeout, tls.0.accept(stream)).await {
-            Ok(Ok(stream)) => serve_io(stream, Conn { peer, scheme: "https" }, shared, &builder, watcher).await,
+            Ok(Ok(stream)) => serve_io(stream, Conn::new(peer, "https"), shared, &builder, watcher).await,
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         },
     }
 }
 
-async fn serve_io<I>(io: I, conn: Conn, shared: Arc<Shared>, builder: &auto::Builder<TokioExecutor>, watcher: Watcher)
-where
+async fn serve_io<I>(
+    io: I,
+    conn: Arc<Conn>,
+    shared: Arc<Shared>,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let peer = conn.peer;
     let service = service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(&shared, conn, req).await) }
+        let (shared, conn) = (shared.clone(), conn.clone());
+        async move { Ok::<_, Infallible>(handle(&shared, &conn, req).await) }
     });
     if let Err(e) = watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await {
-        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 
 /// One request, start to end: limits, routing, the route's pipeline, then metrics and the access log.
-async fn handle(shared: &Shared, conn: Conn, req: Request<Incoming>) -> Response<ResponseBody> {
+async fn handle(shared: &Shared, conn: &Conn, req: Request<Incoming>) -> Response<ResponseBody> {
     let started = Instant::now();
     let runtime = shared.runtime.load_full();
     let accept = Accept::from_headers(req.headers());
@@ -292,7 +306,7 @@ type RouteLabel = (Arc<str>, crate::metrics::RouteMetrics);
 
 async fn route(
     runtime: &Runtime,
-    conn: Conn,
+    conn: &Conn,
     req: Request<Incoming>,
     accept: Accept,
     request_id: http::HeaderValue,
@@ -311,8 +325,14 @@ async fn route(
     if announced.is_some_and(|len| len > max_body) {
         return (label, Err(GatewayError::BodyTooLarge { limit: max_body }));
     }
-    let ctx =
-        RequestCtx { client_ip: conn.peer.ip(), scheme: conn.scheme, request_id, route: route.name.clone(), accept };
+    let ctx = RequestCtx {
+        client_ip: conn.peer.ip(),
+        scheme: conn.scheme,
+        request_id,
+        route: route.name.clone(),
+        accept,
+        forwarding: conn.forwarding.clone(),
+    };
     let req = req.map(|body| RequestBody::new(body, max_body));
     (label, route.pipeline.run(req, &ctx).await)
 }
