@@ -29,6 +29,7 @@ use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::pipeline::RequestCtx;
 use crate::runtime::Runtime;
+use crate::workers::{self, Workers};
 
 /// State shared by every connection and the admin listener.
 #[derive(Debug)]
@@ -67,8 +68,15 @@ pub struct Drained {
     pub clean: bool,
 }
 
-/// Binds both listeners and starts serving. `/readyz` turns ready only once both accept connections.
+/// Binds both listeners and starts serving on the calling runtime. `/readyz` turns ready only once both
+/// accept connections.
 pub async fn start(config: Config) -> Result<Handle, StartError> {
+    start_with(config, Workers::Caller).await
+}
+
+/// [`start`], with the public listener served by `workers`. The admin listener, reloads and the access log
+/// writer stay on the calling runtime.
+pub async fn start_with(config: Config, workers: Workers) -> Result<Handle, StartError> {
     let metrics = Metrics::new();
     let access_log = open_access_log(&config, &metrics).await?;
     let (listen, admin_listen) = (config.server.listen, config.server.admin_listen);
@@ -80,16 +88,17 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
         addr: admin_listen,
         source,
     })?;
-    let public_listener = TcpListener::bind(listen).await.map_err(|source| StartError::Bind {
-        key: "server.listen",
-        addr: listen,
-        source,
-    })?;
-    let public_addr = public_listener.local_addr().map_err(|source| StartError::Bind {
-        key: "server.listen",
-        addr: listen,
-        source,
-    })?;
+    let bind_error = |source| StartError::Bind { key: "server.listen", addr: listen, source };
+    let (public_addr, public_listeners) = match workers {
+        Workers::Caller => {
+            let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
+            (listener.local_addr().map_err(bind_error)?, Listeners::Caller(listener))
+        }
+        Workers::Threads(n) => {
+            let listeners = workers::bind(listen, n).map_err(bind_error)?;
+            (listeners[0].local_addr().map_err(bind_error)?, Listeners::Threads(listeners))
+        }
+    };
     let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
         key: "server.admin_listen",
         addr: admin_listen,
@@ -97,7 +106,10 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
     })?;
 
     let (stop_public, stop) = watch::channel(false);
-    let public = tokio::spawn(serve_public(public_listener, shared.clone(), stop));
+    let public = match public_listeners {
+        Listeners::Caller(listener) => tokio::spawn(serve_public(listener, shared.clone(), stop)),
+        Listeners::Threads(listeners) => workers::spawn(listeners, &shared, &stop).map_err(bind_error)?,
+    };
     let admin_router = crate::admin::router(shared.clone());
     let (stop_admin, mut admin_stop) = watch::channel(false);
     let admin = tokio::spawn(async move {
@@ -111,6 +123,12 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
     shared.lifecycle.set(Phase::Ready);
     tracing::info!(public = %public_addr, admin = %admin_addr, version = env!("CARGO_PKG_VERSION"), "listening");
     Ok(Handle { public_addr, admin_addr, shared, stop_public, stop_admin, public, admin })
+}
+
+/// The public listener's sockets, bound before serving starts so that a taken port fails `start`.
+enum Listeners {
+    Caller(TcpListener),
+    Threads(Vec<std::net::TcpListener>),
 }
 
 async fn open_access_log(config: &Config, metrics: &Metrics) -> Result<AccessLog, StartError> {
@@ -176,7 +194,8 @@ impl Handle {
 
 // === serving ===
 
-async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> bool {
+/// Accepts until told to stop, then drains within `server.shutdown_grace`; true if every connection finished.
+pub(crate) async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> bool {
     let graceful = GracefulShutdown::new();
     // Owned so that connections still open after the grace period can be cut off.
     let mut connections = tokio::task::JoinSet::new();

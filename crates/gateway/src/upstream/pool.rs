@@ -5,6 +5,10 @@
 //! return), moves a large request future around, and spawns a task per request to put the connection back
 //! once it is ready. Here each address owns a short stack of idle connections behind its own lock, and a
 //! connection goes back as soon as its response body has ended, on the task that was reading it.
+//!
+//! A connection's task runs on the runtime that opened it. With [`crate::Workers::Threads`], handing it to a
+//! request on another worker would make its every read and write a wake-up across threads, so each worker
+//! keeps a stack of its own.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -17,14 +21,17 @@ use tokio::time::Instant;
 
 use super::connector::Connector;
 use crate::body::{BoxError, RequestBody};
+use crate::workers;
 
 pub type Sender = SendRequest<RequestBody>;
 
 #[derive(Debug)]
 pub struct Pool {
     connector: Connector,
-    /// Most recently used last: reusing the warmest connection lets the others expire when load drops.
-    idle: Mutex<Vec<Idle>>,
+    /// One stack per worker thread (slot 0 for any other thread), most recently used last: reusing the
+    /// warmest connection lets the others expire when load drops.
+    idle: Box<[Mutex<Vec<Idle>>]>,
+    /// Per worker.
     max_idle: usize,
     idle_timeout: Duration,
     reaper_started: AtomicBool,
@@ -47,9 +54,11 @@ pub enum SendError {
 
 impl Pool {
     pub fn new(connector: Connector, max_idle: usize, idle_timeout: Duration) -> Arc<Self> {
+        // More workers than cores would share stacks, which is still correct.
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
         Arc::new(Self {
             connector,
-            idle: Mutex::new(Vec::new()),
+            idle: (0..=workers).map(|_| Mutex::new(Vec::new())).collect(),
             max_idle,
             idle_timeout,
             reaper_started: AtomicBool::new(false),
@@ -141,9 +150,14 @@ impl Pool {
         Ok(sender)
     }
 
+    /// This worker's stack.
     fn lock(&self) -> MutexGuard<'_, Vec<Idle>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.idle[workers::current() % self.idle.len()])
     }
+}
+
+fn lock(idle: &Mutex<Vec<Idle>>) -> MutexGuard<'_, Vec<Idle>> {
+    idle.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Closes connections idle for longer than `idle_timeout`, until the pool is gone.
@@ -152,6 +166,8 @@ async fn reap(pool: Weak<Pool>, idle_timeout: Duration) {
     loop {
         tokio::time::sleep(period).await;
         let Some(pool) = pool.upgrade() else { return };
-        pool.lock().retain(|i| i.since.elapsed() < idle_timeout && !i.sender.is_closed());
+        for idle in &pool.idle {
+            lock(idle).retain(|i| i.since.elapsed() < idle_timeout && !i.sender.is_closed());
+        }
     }
 }
