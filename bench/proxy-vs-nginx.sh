@@ -14,7 +14,9 @@ cd "$(dirname "$0")/.."
 PAIRS=${PAIRS:-3}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-"64 256"}
-ORIGIN_PORT=18080 SPILLWAY_PORT=18081 NGINX_PORT=18082 NGINX_LIMIT_PORT=18083 ADMIN_PORT=18091
+BASE_PORT=${BASE_PORT:-18080}  # another base avoids clashing with a run from another checkout
+ORIGIN_PORT=$BASE_PORT SPILLWAY_PORT=$((BASE_PORT + 1)) NGINX_PORT=$((BASE_PORT + 2)) NGINX_LIMIT_PORT=$((BASE_PORT + 3))
+ADMIN_PORT=$((BASE_PORT + 11))
 
 need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 if ! need nginx || ! need wrk; then
@@ -25,7 +27,7 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 cargo build --release --quiet
-BIN=target/release/spillway
+BIN=${CARGO_TARGET_DIR:-target}/release/spillway
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }

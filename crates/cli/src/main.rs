@@ -5,11 +5,13 @@ mod origin;
 mod serve;
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use spillway_config::Config;
+use spillway_gateway::Workers;
 
 #[derive(Debug, Parser)]
 #[command(name = "spillway", version, about = "Keeps web services alive through traffic surges, fairly.")]
@@ -24,6 +26,10 @@ enum Command {
     Serve {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
+        /// Threads serving the public listener, each with its own event loop and listening socket [default:
+        /// one per core].
+        #[arg(long, value_name = "N")]
+        workers: Option<NonZeroUsize>,
     },
     /// Validate a config file and print the effective settings (defaults filled in, secrets redacted).
     Check {
@@ -41,7 +47,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Serve { config } => serve::run(&config),
+        Command::Serve { config, workers } => {
+            serve::run(&config, workers.map_or_else(Workers::per_core, Workers::Threads))
+        }
         Command::Origin { listen } => origin::run(listen),
     }
 }

@@ -4,32 +4,34 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use spillway_config::Config;
+use spillway_gateway::Workers;
 use tokio::signal::unix::{SignalKind, signal};
 
-pub fn run(path: &Path) -> ExitCode {
+pub fn run(path: &Path, workers: Workers) -> ExitCode {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => return crate::config_error(&e),
     };
     crate::logging::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The public listener has threads of its own; this one is left signals, reloads and the admin listener.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(path, config))
+    runtime.block_on(serve(path, config, workers))
 }
 
-async fn serve(path: &Path, config: Config) -> ExitCode {
+async fn serve(path: &Path, config: Config, workers: Workers) -> ExitCode {
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
         (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
     else {
         tracing::error!("cannot install signal handlers");
         return ExitCode::FAILURE;
     };
-    let handle = match spillway_gateway::start(config).await {
+    let handle = match spillway_gateway::start_with(config, workers).await {
         Ok(h) => h,
         // A config-derived failure (a certificate that does not load, say) exits 2 like `check` does;
         // anything else, such as a port already taken, exits 1.

@@ -19,7 +19,7 @@ pub struct UpstreamConfig {
     /// A pooled connection unused for this long is closed.
     #[serde(default = "defaults::idle_timeout")]
     pub idle_timeout: Seconds,
-    /// Idle keep-alive connections kept per address.
+    /// Idle keep-alive connections kept per address, by each worker thread.
     #[serde(default = "defaults::max_idle_per_address")]
     pub max_idle_per_address: usize,
     /// Consecutive connect failures that eject an address.

@@ -23,12 +23,14 @@ pub mod runtime;
 pub mod server;
 mod tls;
 pub mod upstream;
+pub mod workers;
 
 pub use clock::Clock;
 pub use error::{Accept, GatewayError};
 pub use pipeline::{Next, Pipeline, Policy, RequestCtx, Target};
 pub use runtime::Runtime;
-pub use server::{Drained, Handle, StartError, start, start_with_clock};
+pub use server::{Drained, Handle, StartError, start, start_with, start_with_clock};
+pub use workers::Workers;
 
 /// Checks everything `serve` would check short of binding sockets: the config builds, certificates load.
 pub fn check(config: spillway_config::Config) -> Result<(), spillway_config::ConfigError> {

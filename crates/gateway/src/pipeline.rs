@@ -14,6 +14,7 @@ use http::{HeaderValue, Request, Response};
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::error::{Accept, GatewayError};
+use crate::headers::Forwarding;
 
 pub type ProxyRequest = Request<RequestBody>;
 pub type ProxyResponse = Response<ResponseBody>;
@@ -28,6 +29,8 @@ pub struct RequestCtx {
     pub request_id: HeaderValue,
     pub route: Arc<str>,
     pub accept: Accept,
+    /// This hop's forwarding headers, rendered once for the client's connection.
+    pub forwarding: Arc<Forwarding>,
 }
 
 /// One step of a route's pipeline.
@@ -123,6 +126,7 @@ mod tests {
             request_id: HeaderValue::from_static("t"),
             route: Arc::from("r"),
             accept: Accept::Json,
+            forwarding: Arc::new(Forwarding::new(IpAddr::from([127, 0, 0, 1]), "http")),
         }
     }
 

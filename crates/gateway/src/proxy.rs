@@ -7,7 +7,7 @@ use http::header::HOST;
 use http::{HeaderValue, Request};
 
 use crate::body::RequestBody;
-use crate::headers::{X_REQUEST_ID, add_forwarding, strip_hop_by_hop};
+use crate::headers::{X_REQUEST_ID, strip_hop_by_hop};
 use crate::pipeline::{Outcome, ProxyRequest, RequestCtx, Target};
 use crate::upstream::Upstream;
 
@@ -51,6 +51,6 @@ fn prepare(req: &mut Request<RequestBody>, ctx: &RequestCtx) {
             headers.insert(HOST, host.clone());
         }
     }
-    add_forwarding(headers, ctx.client_ip, ctx.scheme, host.as_ref().and_then(|h| h.to_str().ok()));
+    ctx.forwarding.apply(headers, host.as_ref().and_then(|h| h.to_str().ok()));
     headers.insert(&X_REQUEST_ID, ctx.request_id.clone());
 }

@@ -25,12 +25,13 @@ use crate::access_log::{self, AccessLog};
 use crate::body::{RequestBody, ResponseBody};
 use crate::clock::Clock;
 use crate::error::{Accept, GatewayError};
-use crate::headers::{X_REQUEST_ID, head_size, request_id};
+use crate::headers::{Forwarding, X_REQUEST_ID, head_size, request_id};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::pipeline::RequestCtx;
 use crate::room::{Visitor, reserved};
 use crate::runtime::Runtime;
+use crate::workers::{self, Workers};
 
 /// State shared by every connection and the admin listener.
 #[derive(Debug)]
@@ -73,13 +74,24 @@ pub struct Drained {
     pub clean: bool,
 }
 
-/// Binds both listeners and starts serving. `/readyz` turns ready only once both accept connections.
+/// Binds both listeners and starts serving on the calling runtime. `/readyz` turns ready only once both
+/// accept connections.
 pub async fn start(config: Config) -> Result<Handle, StartError> {
-    start_with_clock(config, Clock::system()).await
+    start_with(config, Workers::Caller).await
 }
 
-/// [`start`], with the rooms and tokens on the given clock (tests use a manual one).
+/// [`start`], with the public listener served by `workers`. The admin listener, reloads and the access log
+/// writer stay on the calling runtime.
+pub async fn start_with(config: Config, workers: Workers) -> Result<Handle, StartError> {
+    start_on(config, workers, Clock::system()).await
+}
+
+/// [`start`], with the rooms, limits and tokens on the given clock (tests use a manual one).
 pub async fn start_with_clock(config: Config, clock: Clock) -> Result<Handle, StartError> {
+    start_on(config, Workers::Caller, clock).await
+}
+
+async fn start_on(config: Config, workers: Workers, clock: Clock) -> Result<Handle, StartError> {
     let metrics = Metrics::new();
     let access_log = open_access_log(&config, &metrics).await?;
     let (listen, admin_listen) = (config.server.listen, config.server.admin_listen);
@@ -92,16 +104,17 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<Handle, St
         addr: admin_listen,
         source,
     })?;
-    let public_listener = TcpListener::bind(listen).await.map_err(|source| StartError::Bind {
-        key: "server.listen",
-        addr: listen,
-        source,
-    })?;
-    let public_addr = public_listener.local_addr().map_err(|source| StartError::Bind {
-        key: "server.listen",
-        addr: listen,
-        source,
-    })?;
+    let bind_error = |source| StartError::Bind { key: "server.listen", addr: listen, source };
+    let (public_addr, public_listeners) = match workers {
+        Workers::Caller => {
+            let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
+            (listener.local_addr().map_err(bind_error)?, Listeners::Caller(listener))
+        }
+        Workers::Threads(n) => {
+            let listeners = workers::bind(listen, n).map_err(bind_error)?;
+            (listeners[0].local_addr().map_err(bind_error)?, Listeners::Threads(listeners))
+        }
+    };
     let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
         key: "server.admin_listen",
         addr: admin_listen,
@@ -109,7 +122,10 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> Result<Handle, St
     })?;
 
     let (stop_public, stop) = watch::channel(false);
-    let public = tokio::spawn(serve_public(public_listener, shared.clone(), stop));
+    let public = match public_listeners {
+        Listeners::Caller(listener) => tokio::spawn(serve_public(listener, shared.clone(), stop)),
+        Listeners::Threads(listeners) => workers::spawn(listeners, &shared, &stop).map_err(bind_error)?,
+    };
     let admin_router = crate::admin::router(shared.clone());
     let (stop_admin, mut admin_stop) = watch::channel(false);
     let admin = tokio::spawn(async move {
@@ -149,6 +165,12 @@ async fn tick_rooms(shared: Arc<Shared>) {
             }
         }
     }
+}
+
+/// The public listener's sockets, bound before serving starts so that a taken port fails `start`.
+enum Listeners {
+    Caller(TcpListener),
+    Threads(Vec<std::net::TcpListener>),
 }
 
 async fn open_access_log(config: &Config, metrics: &Metrics) -> Result<AccessLog, StartError> {
@@ -218,7 +240,8 @@ impl Handle {
 
 // === serving ===
 
-async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> bool {
+/// Accepts until told to stop, then drains within `server.shutdown_grace`; true if every connection finished.
+pub(crate) async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> bool {
     let graceful = GracefulShutdown::new();
     // Owned so that connections still open after the grace period can be cut off.
     let mut connections = tokio::task::JoinSet::new();
@@ -252,10 +275,18 @@ async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watc
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// What every request on one client connection shares.
+#[derive(Debug)]
 struct Conn {
     peer: SocketAddr,
     scheme: &'static str,
+    forwarding: Arc<Forwarding>,
+}
+
+impl Conn {
+    fn new(peer: SocketAddr, scheme: &'static str) -> Arc<Self> {
+        Arc::new(Self { peer, scheme, forwarding: Arc::new(Forwarding::new(peer.ip(), scheme)) })
+    }
 }
 
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, watcher: Watcher) {
@@ -266,30 +297,36 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         (runtime.tls.clone(), runtime.connections.clone(), runtime.config.server.header_read_timeout.get())
     };
     match tls {
-        None => serve_io(stream, Conn { peer, scheme: "http" }, shared, &builder, watcher).await,
+        None => serve_io(stream, Conn::new(peer, "http"), shared, &builder, watcher).await,
         Some(tls) => match tokio::time::timeout(handshake_timeout, tls.0.accept(stream)).await {
-            Ok(Ok(stream)) => serve_io(stream, Conn { peer, scheme: "https" }, shared, &builder, watcher).await,
+            Ok(Ok(stream)) => serve_io(stream, Conn::new(peer, "https"), shared, &builder, watcher).await,
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         },
     }
 }
 
-async fn serve_io<I>(io: I, conn: Conn, shared: Arc<Shared>, builder: &auto::Builder<TokioExecutor>, watcher: Watcher)
-where
+async fn serve_io<I>(
+    io: I,
+    conn: Arc<Conn>,
+    shared: Arc<Shared>,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let peer = conn.peer;
     let service = service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(&shared, conn, req).await) }
+        let (shared, conn) = (shared.clone(), conn.clone());
+        async move { Ok::<_, Infallible>(handle(&shared, &conn, req).await) }
     });
     if let Err(e) = watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await {
-        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 
 /// One request, start to end: limits, routing, the route's pipeline, then metrics and the access log.
-async fn handle(shared: &Shared, conn: Conn, req: Request<Incoming>) -> Response<ResponseBody> {
+async fn handle(shared: &Shared, conn: &Conn, req: Request<Incoming>) -> Response<ResponseBody> {
     let started = Instant::now();
     let runtime = shared.runtime.load_full();
     let accept = Accept::from_headers(req.headers());
@@ -334,7 +371,7 @@ type RouteLabel = (Arc<str>, crate::metrics::RouteMetrics);
 
 async fn route(
     runtime: &Runtime,
-    conn: Conn,
+    conn: &Conn,
     req: Request<Incoming>,
     accept: Accept,
     request_id: http::HeaderValue,
@@ -357,8 +394,14 @@ async fn route(
     if announced.is_some_and(|len| len > max_body) {
         return (label, Err(GatewayError::BodyTooLarge { limit: max_body }));
     }
-    let ctx =
-        RequestCtx { client_ip: conn.peer.ip(), scheme: conn.scheme, request_id, route: route.name.clone(), accept };
+    let ctx = RequestCtx {
+        client_ip: conn.peer.ip(),
+        scheme: conn.scheme,
+        request_id,
+        route: route.name.clone(),
+        accept,
+        forwarding: conn.forwarding.clone(),
+    };
     let req = req.map(|body| RequestBody::new(body, max_body));
     (label, route.pipeline.run(req, &ctx).await)
 }

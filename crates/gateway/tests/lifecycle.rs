@@ -133,3 +133,44 @@ async fn shutdown_gives_up_after_the_grace_period() {
     assert!(!gw.shutdown().await.clean);
     assert!(held.await.unwrap().is_err(), "the held request was cut off");
 }
+
+#[tokio::test]
+async fn worker_threads_proxy_reload_and_drain() {
+    let (a, b) = (Origin::start("a").await, Origin::start("b").await);
+    let workers = spillway_gateway::Workers::Threads(std::num::NonZeroUsize::new(2).unwrap());
+    let gw = spillway_gateway::start_with(one_route(&a), workers).await.unwrap();
+    let (public, admin) = (gw.public_addr, gw.admin_addr);
+    // The workers' SO_REUSEPORT sockets do not let a second gateway share the port.
+    let mut second = one_route(&a);
+    second.server.listen = public;
+    let err = spillway_gateway::start_with(second, workers).await.unwrap_err().to_string();
+    assert!(err.starts_with(&format!("server.listen: cannot listen on {public}")), "{err}");
+
+    let origin_of = |resp: reqwest::Response| async move { resp.json::<Value>().await.unwrap()["origin"].clone() };
+    // A fresh connection each time, so the kernel spreads them over both workers' sockets.
+    let fresh = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().unwrap();
+    for _ in 0..8 {
+        assert_eq!(origin_of(fresh.get(format!("http://{public}/x")).send().await.unwrap()).await, "a");
+    }
+    let m = metrics(admin).await;
+    let requests = metric(&m, "spillway_http_requests_total{route=\"site\",status_class=\"2xx\"}");
+    assert_eq!(requests, Some(8.0), "{m}");
+    let pooled = metric(&m, &format!("spillway_upstream_connections{{upstream=\"a\",address=\"{}\"}}", a.addr));
+    assert!(pooled.is_some_and(|n| (1.0..=2.0).contains(&n)), "one pooled connection per worker at most: {m}");
+
+    gw.reload(config(&format!("[upstreams.b]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"b\"", b.addr)))
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        assert_eq!(origin_of(fresh.get(format!("http://{public}/")).send().await.unwrap()).await, "b");
+    }
+
+    let held = tokio::spawn(client().get(format!("http://{public}/hold")).send());
+    b.arrived.notified().await;
+    let mut shutdown = Box::pin(gw.shutdown());
+    tokio::select! { biased; _ = &mut shutdown => panic!("shutdown finished with a request in flight"), () = std::future::ready(()) => {} }
+    b.release.notify_one();
+    assert_eq!(held.await.unwrap().unwrap().text().await.unwrap(), "released");
+    assert!(shutdown.await.clean);
+    assert!(tokio::net::TcpStream::connect(public).await.is_err(), "still accepting after shutdown");
+}

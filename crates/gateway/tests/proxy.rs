@@ -245,3 +245,37 @@ async fn h2c_with_prior_knowledge() {
     assert_eq!(body["headers"]["host"], gw.public_addr.to_string(), "HTTP/2 :authority becomes Host");
     gw.shutdown().await;
 }
+
+/// An origin that closes every connection right after its answer, without saying so in a header: the
+/// pooled connection is dead by the next request, which must still get through.
+#[tokio::test]
+async fn a_pooled_connection_the_origin_closed_is_not_used() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let mut read = 0;
+            while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf[read..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => read += n,
+                }
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+            drop(stream);
+        }
+    });
+    let cfg = config(&format!("[upstreams.a]\naddresses = [\"{addr}\"]\n[[routes]]\nupstream = \"a\""));
+    let gw = spillway_gateway::start(cfg).await.unwrap();
+    let http = client();
+    for i in 0..5 {
+        let resp = http.get(url(gw.public_addr, "/")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "request {i}");
+        assert_eq!(resp.text().await.unwrap(), "ok");
+        // Let the gateway see the close, as it would between two real requests.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.shutdown().await;
+}

@@ -1,16 +1,13 @@
-//! A connector that counts open connections per address, so the pool can be watched from `/metrics`.
+//! Opening connections to one address, counted so the pool can be watched from `/metrics`.
 
-use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpStream;
@@ -19,46 +16,35 @@ use tower_service::Service;
 use crate::body::BoxError;
 
 #[derive(Debug, Clone)]
-pub struct CountingConnector {
+pub struct Connector {
     inner: HttpConnector,
-    /// Open-connection gauge by `host:port`.
-    gauges: Arc<HashMap<String, Gauge>>,
+    /// `http://host:port/`, what `HttpConnector` dials.
+    uri: Uri,
+    /// Open connections to this address.
+    open: Gauge,
 }
 
-impl CountingConnector {
-    pub fn new(connect_timeout: Duration, gauges: HashMap<String, Gauge>) -> Self {
+impl Connector {
+    pub fn new(uri: Uri, connect_timeout: Duration, open: Gauge) -> Self {
         let mut inner = HttpConnector::new();
         inner.set_connect_timeout(Some(connect_timeout));
         inner.set_nodelay(true);
         inner.set_keepalive(Some(Duration::from_secs(60)));
-        Self { inner, gauges: Arc::new(gauges) }
+        Self { inner, uri, open }
+    }
+
+    /// A new TCP connection; the error keeps `HttpConnector`'s cause chain (refused, timed out, ...).
+    pub async fn connect(&self) -> Result<Counted, BoxError> {
+        let io = self.inner.clone().call(self.uri.clone()).await?;
+        Ok(Counted { io, _open: Open::new(self.open.clone()) })
     }
 }
 
-impl Service<Uri> for CountingConnector {
-    type Response = Counted;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Counted, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let gauge = uri.authority().and_then(|a| self.gauges.get(a.as_str())).cloned();
-        let connecting = self.inner.call(uri);
-        Box::pin(async move {
-            let io = connecting.await?;
-            Ok(Counted { io, _open: gauge.map(Open::new) })
-        })
-    }
-}
-
-/// A pooled upstream connection; the gauge drops with it.
+/// An upstream connection; the gauge drops with it.
 #[derive(Debug)]
 pub struct Counted {
     io: TokioIo<TcpStream>,
-    _open: Option<Open>,
+    _open: Open,
 }
 
 #[derive(Debug)]
@@ -74,12 +60,6 @@ impl Open {
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-impl Connection for Counted {
-    fn connected(&self) -> Connected {
-        self.io.connected()
     }
 }
 

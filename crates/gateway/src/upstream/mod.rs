@@ -1,29 +1,29 @@
-//! An upstream: its addresses, how to choose one, and the keep-alive pool that talks to them.
+//! An upstream: its addresses, how to choose one, and the keep-alive pool that talks to each.
 
 mod balancer;
 mod connector;
+mod pool;
 
-use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::header::HOST;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Uri, Version};
+use http::{HeaderValue, Request, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use spillway_config::{ConfigError, UpstreamConfig};
 use tokio::time::Instant;
 
 pub use balancer::{Balancer, Failure};
-use connector::CountingConnector;
+use connector::Connector;
+use pool::{Pool, SendError, Sender};
 
 use crate::body::{BodyTooLarge, BoxError, RequestBody};
 use crate::error::GatewayError;
@@ -36,12 +36,14 @@ pub struct Upstream {
     config: UpstreamConfig,
     addresses: Vec<Address>,
     balancer: Balancer,
-    client: Client<CountingConnector, RequestBody>,
 }
 
 #[derive(Debug)]
 struct Address {
     authority: Authority,
+    /// `Host` for a request that came without one.
+    host: HeaderValue,
+    pool: Arc<Pool>,
     in_flight: Gauge,
     connect_failures: Counter,
     ejections: Counter,
@@ -51,28 +53,25 @@ struct Address {
 
 impl Upstream {
     pub fn new(name: &str, config: &UpstreamConfig, metrics: &Metrics) -> Result<Arc<Self>, ConfigError> {
-        let mut gauges = HashMap::new();
         let mut addresses = Vec::with_capacity(config.addresses.len());
         for (i, addr) in config.addresses.iter().enumerate() {
-            let authority: Authority = addr.parse().map_err(|e| {
+            let invalid = |e: &dyn std::fmt::Display| {
                 ConfigError::invalid(format!("upstreams.{name}.addresses[{i}]"), format!("{addr:?}: {e}"))
-            })?;
+            };
+            let authority: Authority = addr.parse().map_err(|e| invalid(&e))?;
+            let host = HeaderValue::from_str(authority.as_str()).map_err(|e| invalid(&e))?;
             let labels = AddressLabels { upstream: name.to_string(), address: addr.clone() };
-            gauges.insert(authority.as_str().to_string(), metrics.upstream_connections.get_or_create(&labels).clone());
+            let open = metrics.upstream_connections.get_or_create(&labels).clone();
+            let connector = Connector::new(upstream_uri(&authority), config.connect_timeout.get(), open);
             addresses.push(Address {
+                pool: Pool::new(connector, config.max_idle_per_address, config.idle_timeout.get()),
                 authority,
+                host,
                 in_flight: metrics.upstream_in_flight.get_or_create(&labels).clone(),
                 connect_failures: metrics.upstream_connect_failures.get_or_create(&labels).clone(),
                 ejections: metrics.upstream_ejections.get_or_create(&labels).clone(),
             });
         }
-        let connector = CountingConnector::new(config.connect_timeout.get(), gauges);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.idle_timeout.get())
-            .pool_max_idle_per_host(config.max_idle_per_address)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
         let balancer = Balancer::new(
             config.balance,
             addresses.len(),
@@ -80,7 +79,7 @@ impl Upstream {
             config.eject_for.get(),
             Instant::now().into_std(),
         );
-        Ok(Arc::new(Self { name: name.to_string(), config: config.clone(), addresses, balancer, client }))
+        Ok(Arc::new(Self { name: name.to_string(), config: config.clone(), addresses, balancer }))
     }
 
     pub fn config(&self) -> &UpstreamConfig {
@@ -99,10 +98,12 @@ impl Upstream {
     /// answered at once: the origin may have acted on the request.
     pub async fn forward(self: &Arc<Self>, req: ProxyRequest) -> Outcome {
         let (mut parts, body) = req.into_parts();
-        let path: PathAndQuery = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        // The origin gets the origin form, `/path?query`, whatever form the client used.
+        parts.uri = origin_form(&parts.uri);
         parts.version = Version::HTTP_11;
-        let replay =
-            (body.is_empty() && self.addresses.len() > 1).then(|| (parts.method.clone(), parts.headers.clone()));
+        let has_host = parts.headers.contains_key(HOST);
+        let replay = (body.is_empty() && self.addresses.len() > 1)
+            .then(|| (parts.method.clone(), parts.uri.clone(), parts.headers.clone()));
         let mut first = Some(Request::from_parts(parts, body));
         let mut tried: u64 = 0;
         loop {
@@ -113,42 +114,46 @@ impl Upstream {
             tried |= 1 << i.min(63);
             let mut request = match (first.take(), &replay) {
                 (Some(req), _) => req,
-                (None, Some((method, headers))) => {
+                (None, Some((method, uri, headers))) => {
                     let mut req = Request::new(RequestBody::empty());
                     *req.method_mut() = method.clone();
+                    *req.uri_mut() = uri.clone();
                     *req.headers_mut() = headers.clone();
                     req
                 }
                 (None, None) => return Err(self.unavailable("the request cannot be replayed")),
             };
             let address = &self.addresses[i];
-            *request.uri_mut() = upstream_uri(&address.authority, &path);
+            if !has_host {
+                request.headers_mut().insert(HOST, address.host.clone());
+            }
 
             let in_flight = InFlight::new(self.clone(), i);
-            match tokio::time::timeout(self.config.request_timeout.get(), self.client.request(request)).await {
+            match tokio::time::timeout(self.config.request_timeout.get(), address.pool.send(request)).await {
                 Err(_) => return Err(self.timed_out(self.config.request_timeout.get())),
-                Ok(Ok(response)) => {
+                Ok(Ok((response, sender))) => {
                     self.balancer.connected(i);
-                    return Ok(response.map(|body| Tracked { body, _in_flight: in_flight }.boxed_unsync()));
+                    let tracked = |body| Tracked { body, sender: Some(sender), in_flight }.boxed_unsync();
+                    return Ok(response.map(tracked));
                 }
-                Ok(Err(e)) if e.is_connect() => {
+                Ok(Err(SendError::Connect(e))) => {
                     drop(in_flight);
                     address.connect_failures.inc();
                     if self.balancer.connect_failed(i, now.into_std()) == Failure::Ejected {
                         address.ejections.inc();
-                        tracing::warn!(upstream = %self.name, address = %address.authority, error = %chain(&e),
+                        tracing::warn!(upstream = %self.name, address = %address.authority, error = %chain(&*e),
                             eject_for = %humantime::format_duration(self.config.eject_for.get()), "upstream address ejected");
                     }
                     let untried = (0..self.addresses.len()).any(|j| j >= 64 || tried & (1 << j) == 0);
                     if replay.is_some() && untried {
                         continue;
                     }
-                    if find::<std::io::Error>(&e).is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
+                    if find::<std::io::Error>(&*e).is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
                         return Err(self.timed_out(self.config.connect_timeout.get()));
                     }
-                    return Err(self.unavailable(&chain(&e)));
+                    return Err(self.unavailable(&chain(&*e)));
                 }
-                Ok(Err(e)) => {
+                Ok(Err(SendError::Request(e))) => {
                     if let Some(too_large) = find::<BodyTooLarge>(&e) {
                         return Err(GatewayError::BodyTooLarge { limit: too_large.limit });
                     }
@@ -167,12 +172,23 @@ impl Upstream {
     }
 }
 
-fn upstream_uri(authority: &Authority, path: &PathAndQuery) -> Uri {
+/// `http://host:port/`, what the connector dials.
+fn upstream_uri(authority: &Authority) -> Uri {
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(Scheme::HTTP);
     parts.authority = Some(authority.clone());
-    parts.path_and_query = Some(path.clone());
+    parts.path_and_query = Some(PathAndQuery::from_static("/"));
     Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+/// `/path?query` of any request target: an HTTP/2 request carries the absolute form.
+fn origin_form(uri: &Uri) -> Uri {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return uri.clone();
+    }
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = Some(uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
+    Uri::from_parts(parts).unwrap_or_default()
 }
 
 /// The first error of type `T` in the source chain.
@@ -226,11 +242,21 @@ impl Drop for InFlight {
     }
 }
 
-/// The origin's response body, holding the in-flight count until it ends.
+/// The origin's response body. Holds the in-flight count until it ends, and its connection, which goes back
+/// to the pool once the body has been read to the end (a body dropped halfway leaves its connection unusable).
 #[derive(Debug)]
 struct Tracked {
     body: Incoming,
-    _in_flight: InFlight,
+    sender: Option<Sender>,
+    in_flight: InFlight,
+}
+
+impl Tracked {
+    fn release(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            self.in_flight.upstream.addresses[self.in_flight.index].pool.put_back(sender);
+        }
+    }
 }
 
 impl Body for Tracked {
@@ -238,7 +264,11 @@ impl Body for Tracked {
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.body).poll_frame(cx).map_err(Into::into)
+        let frame = Pin::new(&mut self.body).poll_frame(cx).map_err(Into::into);
+        if matches!(frame, Poll::Ready(None)) {
+            self.release();
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -247,5 +277,14 @@ impl Body for Tracked {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // hyper stops polling a body once it reports its end, so the last frame may never be followed by `None`.
+        if self.body.is_end_stream() {
+            self.release();
+        }
     }
 }
