@@ -6,7 +6,8 @@
 #
 # Runs alternate (spillway, nginx, spillway, nginx, ...) so drift on a shared machine hits both alike, and
 # prints req/s, p50 and p99 of every run, then the median ratio Spillway/nginx per connection count.
-# nginx is measured twice over: as a plain keep-alive proxy, and with limit_req (the brief's reference).
+# nginx is measured twice over: as a plain keep-alive proxy, and with limit_req (the brief's reference); Spillway
+# likewise, plain and on a route with a rate limit.
 # Everything listens on 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,8 +45,16 @@ admin_token = "bench"
 level = "warn"
 [upstreams.origin]
 addresses = ["127.0.0.1:$ORIGIN_PORT"]
+# A limit that never refuses, so the figure is the cost of the check (as nginx's limit_req zone below).
+[limits.bench]
+rate = "100000000/s"
+burst = 1000000
 [[routes]]
 upstream = "origin"
+[[routes]]
+path = "/limited"
+upstream = "origin"
+policies = ["limit:bench"]
 TOML
 "$BIN" serve --config "$WORK/spillway.toml" 2>"$WORK/spillway.log" & PIDS+=($!)
 
@@ -85,9 +94,9 @@ done
 # wrk prints latencies as 1.23us / 1.23ms / 1.23s; normalize to ms.
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }
 
-run() { # name port conns -> "rps p50 p99"
+run() { # name port conns [path] -> "rps p50 p99"
     local out
-    out=$(wrk -t2 -c"$3" -d"$DURATION" --latency "http://127.0.0.1:$2/" 2>&1)
+    out=$(wrk -t2 -c"$3" -d"$DURATION" --latency "http://127.0.0.1:$2${4:-/}" 2>&1)
     local rps p50 p99 errors
     rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
     p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
@@ -103,16 +112,21 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores; wrk -t2 -d$DURATION; $PAIRS 
 printf "%-6s %-5s %-14s %10s %9s %9s\n" conns pair proxy req/s p50_ms p99_ms
 for c in $CONNS; do
     : >"$WORK/ratio_plain_$c"; : >"$WORK/ratio_limit_$c"; : >"$WORK/p99_$c"
+    : >"$WORK/ratio_both_$c"; : >"$WORK/p99_both_$c"
     for pair in $(seq "$PAIRS"); do
         read -r s_rps s_p50 s_p99 < <(run spillway $SPILLWAY_PORT "$c")
+        read -r sl_rps sl_p50 sl_p99 < <(run spillway-limit $SPILLWAY_PORT "$c" /limited/)
         read -r n_rps n_p50 n_p99 < <(run nginx $NGINX_PORT "$c")
         read -r l_rps l_p50 l_p99 < <(run nginx-limit $NGINX_LIMIT_PORT "$c")
         printf "%-6s %-5s %-14s %10s %9s %9s\n" "$c" "$pair" spillway "$s_rps" "$s_p50" "$s_p99"
+        printf "%-6s %-5s %-14s %10s %9s %9s\n" "$c" "$pair" spillway-limit "$sl_rps" "$sl_p50" "$sl_p99"
         printf "%-6s %-5s %-14s %10s %9s %9s\n" "$c" "$pair" nginx "$n_rps" "$n_p50" "$n_p99"
         printf "%-6s %-5s %-14s %10s %9s %9s\n" "$c" "$pair" nginx-limit_req "$l_rps" "$l_p50" "$l_p99"
         awk -v a="$s_rps" -v b="$n_rps" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/ratio_plain_$c"
         awk -v a="$s_rps" -v b="$l_rps" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/ratio_limit_$c"
         awk -v a="$s_p99" -v b="$l_p99" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/p99_$c"
+        awk -v a="$sl_rps" -v b="$l_rps" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/ratio_both_$c"
+        awk -v a="$sl_p99" -v b="$l_p99" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/p99_both_$c"
     done
 done
 echo
@@ -120,4 +134,6 @@ for c in $CONNS; do
     echo "c=$c  median req/s ratio spillway/nginx: $(median <"$WORK/ratio_plain_$c")" \
          "  spillway/nginx-limit_req: $(median <"$WORK/ratio_limit_$c")" \
          "  p99 ratio spillway/nginx-limit_req: $(median <"$WORK/p99_$c") (<= 1 is no worse)"
+    echo "c=$c  with a rate limit on both: median req/s ratio spillway-limit/nginx-limit_req:" \
+         "$(median <"$WORK/ratio_both_$c")   p99 ratio: $(median <"$WORK/p99_both_$c")"
 done
