@@ -7,7 +7,8 @@
 #
 # join:   GET /_spillway/rooms/bench/status with no cookie: every request takes a new place in line, signs a
 #         ticket and answers JSON (the line grows by several hundred thousand during the run).
-# status: the same with a valid ticket: verify, keep the place, compute the position, re-sign, answer JSON.
+# status: the same with a valid ticket: verify, keep the place, compute the position, answer JSON (the ticket
+#         is fresh, so it is not re-signed). The room is paused throughout so that nobody is admitted.
 # Target from the brief: both >= 0.8 x hello. Then the pass-verification micro-benchmark and the memory held
 # per waiting client with 1,000,000 in line. Everything listens on 127.0.0.1 only.
 set -euo pipefail
@@ -57,7 +58,9 @@ for url in "http://127.0.0.1:$HELLO_PORT/" "$STATUS"; do
     for _ in $(seq 100); do curl -fs "$url" >/dev/null && break; sleep 0.1; done
     curl -fs "$url" >/dev/null || { echo "$url never answered" >&2; cat "$WORK"/*.log >&2; exit 1; }
 done
-# A ticket near the front, so the status run polls a real place (it stays valid for the whole run).
+# The room is paused for the whole run, so nobody is admitted: every join takes a place and every status poll
+# is a waiting client's poll (a released ticket would be spent, and its next poll would be a join again).
+curl -fs -X POST -H 'Authorization: Bearer bench' "http://127.0.0.1:$ADMIN_PORT/rooms/bench/pause" >/dev/null
 TICKET=$(curl -fs -D - -o /dev/null "$STATUS" | awk -F'[=;]' 'tolower($1) == "set-cookie: spw_ticket_bench" { print $2 }')
 [ -n "$TICKET" ] || { echo "no ticket issued" >&2; exit 1; }
 
