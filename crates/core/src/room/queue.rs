@@ -131,6 +131,10 @@ impl Queue {
 
     /// 1 + the number of places ahead of `rank` still waiting.
     pub fn position(&self, rank: u64) -> u64 {
+        // The newest place, as on every join: everyone waiting is ahead of it.
+        if rank + 1 == self.end() && self.get(rank).is_some_and(|s| s.state() == SlotState::Waiting) {
+            return self.waiting;
+        }
         let chunk = rank / CHUNK;
         let full_chunks = (chunk.saturating_sub(self.first_chunk) as usize).min(self.chunks.len());
         let ahead_in_chunks: u64 = self.chunks.iter().take(full_chunks).map(|&c| u64::from(c)).sum();
@@ -233,6 +237,7 @@ mod tests {
         let mut q = queue(5000);
         assert_eq!(q.position(0), 1);
         assert_eq!(q.position(4999), 5000);
+        assert_eq!(q.position(4998), 4999);
         q.set(10, SlotState::Gone, 0);
         q.set(2000, SlotState::Admitted, 0);
         assert_eq!(q.position(4999), 4998);
