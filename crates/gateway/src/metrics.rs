@@ -207,12 +207,14 @@ impl Metrics {
     pub fn room(&self, room: &str) -> RoomMetrics {
         let labels = RoomLabels { room: room.to_string() };
         RoomMetrics {
-            room: room.to_string(),
             waiting: self.room_waiting.get_or_create(&labels).clone(),
             active: self.room_active.get_or_create(&labels).clone(),
             unclaimed: self.room_unclaimed.get_or_create(&labels).clone(),
             counters: Arc::new(self.room_counters.each_ref().map(|f| f.get_or_create(&labels).clone())),
-            refused: self.room_refused.clone(),
+            refused: Arc::new(spillway_core::token::Refusal::ALL.map(|reason| {
+                let labels = RefusalLabels { room: room.to_string(), reason: reason.as_str() };
+                self.room_refused.get_or_create(&labels).clone()
+            })),
             wait: self.room_wait.get_or_create(&labels).clone(),
         }
     }
@@ -301,18 +303,20 @@ impl LimitMetrics {
 /// One room's figures.
 #[derive(Debug, Clone)]
 pub struct RoomMetrics {
-    room: String,
     waiting: Gauge,
     active: Gauge,
     unclaimed: Gauge,
     counters: Arc<[Counter; 6]>,
-    refused: Family<RefusalLabels, Counter>,
+    /// One counter per refusal reason, in `Refusal::ALL` order.
+    refused: Arc<[Counter; 9]>,
     wait: Histogram,
 }
 
 impl RoomMetrics {
     pub fn refused(&self, reason: spillway_core::token::Refusal) {
-        self.refused.get_or_create(&RefusalLabels { room: self.room.clone(), reason: reason.as_str() }).inc();
+        if let Some(i) = spillway_core::token::Refusal::ALL.iter().position(|r| *r == reason) {
+            self.refused[i].inc();
+        }
     }
 
     pub fn observe_wait(&self, eta_seconds: Option<u64>) {

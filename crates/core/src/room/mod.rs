@@ -327,11 +327,10 @@ impl Room {
     /// A pass is in use. Returns the new expiry when it is time to renew it (half its life gone).
     pub fn renew(&mut self, now_ms: u64, session: u64, expires: u32) -> Option<u32> {
         let now_s = now_ms / 1000;
-        let duration = self.settings.session_duration;
-        if !self.settings.session_renewal || u64::from(expires).saturating_sub(now_s) * 2 > u64::from(duration) {
+        if !self.settings.renewal_due(expires, now_s) {
             return None;
         }
-        let renewed = unix_u32(now_s + u64::from(duration));
+        let renewed = unix_u32(now_s + u64::from(self.settings.session_duration));
         self.sessions.renew(session, renewed);
         Some(renewed)
     }

@@ -78,6 +78,12 @@ impl Settings {
         f64::from(self.new_users_per_minute) / 60.0
     }
 
+    /// Whether a pass expiring at `expires` is due for renewal at `now_s`: renewal is on and half its life
+    /// is gone. The gateway asks this before touching the store, so most requests with a pass never do.
+    pub fn renewal_due(&self, expires: u32, now_s: u64) -> bool {
+        self.session_renewal && u64::from(expires).saturating_sub(now_s) * 2 <= u64::from(self.session_duration)
+    }
+
     /// Credit that may pile up while nobody waits: one second's worth, and at least one admission. In steady
     /// state the queue drains it as fast as it accrues, so it never shows in the per-minute rate.
     pub fn burst(&self) -> f64 {

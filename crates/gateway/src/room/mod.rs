@@ -43,6 +43,11 @@ pub struct RoomHandle {
     last_counters: Mutex<Counters>,
     metrics: RoomMetrics,
     clock: Clock,
+    /// Cookie names, built once: every request behind the room reads them.
+    pass_cookie: String,
+    ticket_cookie: String,
+    /// The settings renewal depends on (neither can change live), to decide without the store.
+    renewal: Settings,
 }
 
 /// Changes made through the admin API. They survive a reload unless the file changes the same key.
@@ -130,6 +135,9 @@ impl RoomHandle {
             last_counters: Mutex::new(counters),
             metrics: metrics.room(name),
             clock: clock.clone(),
+            pass_cookie: cookies::pass_name(name),
+            ticket_cookie: cookies::ticket_name(name),
+            renewal: settings(file, &Overrides::default()),
         }))
     }
 
@@ -166,24 +174,21 @@ impl RoomHandle {
         let now = (now_ms / 1000) as u32;
         let binding = self.binding(visitor.client_ip);
         let mut set = HeaderMap::new();
-        let (pass_cookie, ticket_cookie) = (cookies::pass_name(&self.name), cookies::ticket_name(&self.name));
+        let (pass_cookie, ticket_cookie) = (&self.pass_cookie, &self.ticket_cookie);
 
-        if let Some(token) = cookies::get(visitor.headers, &pass_cookie) {
+        if let Some(token) = cookies::get(visitor.headers, pass_cookie) {
             match self.verify(token, Kind::Pass, now, binding) {
                 Ok(claims) => {
                     // Most requests with a pass touch nothing but the keys; only one due for renewal (half its
                     // life gone) goes to the store.
-                    let duration = self.file.session_duration.get().as_secs();
-                    let due =
-                        self.file.session_renewal && u64::from(claims.expires.saturating_sub(now)) * 2 <= duration;
-                    if !due {
+                    if !self.renewal.renewal_due(claims.expires, u64::from(now)) {
                         return Ok(Gate::Through(set));
                     }
                     if let Some(expires) = self.store.renew(now_ms, claims.seq, claims.expires).await? {
                         let renewed = Claims { expires, issued: now, ..claims };
                         cookies::set(
                             &mut set,
-                            &pass_cookie,
+                            pass_cookie,
                             &self.keys.sign(&renewed),
                             u64::from(expires - now),
                             visitor.secure,
@@ -193,12 +198,12 @@ impl RoomHandle {
                 }
                 Err(reason) => {
                     self.metrics.refused(reason);
-                    cookies::set(&mut set, &pass_cookie, "", 0, visitor.secure);
+                    cookies::set(&mut set, pass_cookie, "", 0, visitor.secure);
                 }
             }
         }
 
-        let presented = match cookies::get(visitor.headers, &ticket_cookie) {
+        let presented = match cookies::get(visitor.headers, ticket_cookie) {
             None => None,
             Some(token) => match self.verify(token, Kind::Ticket, now, binding) {
                 Ok(claims) => Some(claims),
@@ -226,9 +231,9 @@ impl RoomHandle {
         Ok(match visit.outcome {
             Outcome::Admit { session, expires } => {
                 let pass = self.keys.sign(&claims(Kind::Pass, session, expires));
-                cookies::set(&mut set, &pass_cookie, &pass, u64::from(expires.saturating_sub(now)), visitor.secure);
+                cookies::set(&mut set, pass_cookie, &pass, u64::from(expires.saturating_sub(now)), visitor.secure);
                 if ticket.is_some() {
-                    cookies::set(&mut set, &ticket_cookie, "", 0, visitor.secure);
+                    cookies::set(&mut set, ticket_cookie, "", 0, visitor.secure);
                 }
                 Gate::Through(set)
             }
@@ -242,14 +247,14 @@ impl RoomHandle {
                 if !fresh {
                     let expires = now + self.ticket_ttl();
                     let ticket = self.keys.sign(&claims(Kind::Ticket, seq, expires));
-                    cookies::set(&mut set, &ticket_cookie, &ticket, u64::from(self.ticket_ttl()), visitor.secure);
+                    cookies::set(&mut set, ticket_cookie, &ticket, u64::from(self.ticket_ttl()), visitor.secure);
                 }
                 self.metrics.observe_wait(status.eta_seconds);
                 Gate::Held(status, set)
             }
             Outcome::Hold { ticket: None, status } => {
                 if ticket.is_some() || visit.refused.is_some() {
-                    cookies::set(&mut set, &ticket_cookie, "", 0, visitor.secure);
+                    cookies::set(&mut set, ticket_cookie, "", 0, visitor.secure);
                 }
                 Gate::Held(status, set)
             }
@@ -268,7 +273,7 @@ impl RoomHandle {
 
     /// The session of the valid pass this request carries, if any: the user, for rate limits keyed by it.
     pub fn session_of(&self, headers: &HeaderMap, client_ip: IpAddr) -> Option<u64> {
-        let token = cookies::get(headers, &cookies::pass_name(&self.name))?;
+        let token = cookies::get(headers, &self.pass_cookie)?;
         let now = (self.clock.now_ms() / 1000) as u32;
         self.verify(token, Kind::Pass, now, self.binding(client_ip)).ok().map(|c| c.seq)
     }
@@ -280,20 +285,20 @@ impl RoomHandle {
         let binding = self.binding(visitor.client_ip);
         let mut left = false;
         let mut set = HeaderMap::new();
-        let (pass_cookie, ticket_cookie) = (cookies::pass_name(&self.name), cookies::ticket_name(&self.name));
+        let (pass_cookie, ticket_cookie) = (&self.pass_cookie, &self.ticket_cookie);
         if let Some(Ok(claims)) =
-            cookies::get(visitor.headers, &pass_cookie).map(|t| self.verify(t, Kind::Pass, now, binding))
+            cookies::get(visitor.headers, pass_cookie).map(|t| self.verify(t, Kind::Pass, now, binding))
         {
             left |= self.store.end_session(now_ms, claims.seq).await?;
         }
         if let Some(Ok(claims)) =
-            cookies::get(visitor.headers, &ticket_cookie).map(|t| self.verify(t, Kind::Ticket, now, binding))
+            cookies::get(visitor.headers, ticket_cookie).map(|t| self.verify(t, Kind::Ticket, now, binding))
         {
             let ticket = TicketRef { generation: claims.generation, seq: claims.seq };
             left |= self.store.leave(now_ms, ticket).await?;
         }
-        cookies::set(&mut set, &pass_cookie, "", 0, visitor.secure);
-        cookies::set(&mut set, &ticket_cookie, "", 0, visitor.secure);
+        cookies::set(&mut set, pass_cookie, "", 0, visitor.secure);
+        cookies::set(&mut set, ticket_cookie, "", 0, visitor.secure);
         Ok((left, set))
     }
 
