@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use spillway_core::reserve::{Claim, ClaimError, ClaimRequest, Engine, Event, InventorySpec, Reply};
+use spillway_core::reserve::{Claim, ClaimError, ClaimRequest, Counts, Engine, Event, InventorySpec, Reply};
 use spillway_store::sqlite::SqliteLedger;
 use spillway_store::{Ledger, LedgerError};
 
@@ -92,6 +92,18 @@ impl Reservations {
 
     pub fn get(&self, claim: u64) -> Option<Claim> {
         self.engine().get(claim).cloned()
+    }
+
+    pub fn inventory(&self, id: &str) -> Option<(InventorySpec, Counts)> {
+        self.engine().inventory(id).map(|(spec, counts)| (spec.clone(), counts))
+    }
+
+    pub fn inventories(&self) -> Vec<(InventorySpec, Counts)> {
+        self.engine().inventories().into_iter().map(|(spec, counts)| (spec.clone(), counts)).collect()
+    }
+
+    pub fn claims_of(&self, inventory: &str, user: &str) -> Vec<Claim> {
+        self.engine().claims_of(inventory, user).into_iter().cloned().collect()
     }
 
     pub fn position(&self, claim: u64) -> Option<u64> {

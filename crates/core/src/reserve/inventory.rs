@@ -67,7 +67,10 @@ impl InventorySpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Counts {
     pub capacity: u64,
+    /// Confirmed or held.
     pub taken: u64,
+    /// Of `taken`, held and not yet confirmed.
+    pub held: u64,
     pub waitlisted: u64,
 }
 
@@ -82,6 +85,8 @@ pub(super) struct Inventory {
     pub spec: InventorySpec,
     /// Items confirmed or held.
     taken: u64,
+    /// Of those, held.
+    held: u64,
     /// Units only: which claim holds each unit.
     holders: Vec<Option<u64>>,
     index: HashMap<String, usize>,
@@ -98,7 +103,7 @@ impl Inventory {
                 (vec![None; units.len()], units.iter().enumerate().map(|(i, u)| (u.clone(), i)).collect())
             }
         };
-        Self { spec, taken: 0, holders, index, users: HashMap::new(), waitlist: VecDeque::new() }
+        Self { spec, taken: 0, held: 0, holders, index, users: HashMap::new(), waitlist: VecDeque::new() }
     }
 
     pub fn per_user(&self, user: &str) -> u32 {
@@ -151,8 +156,11 @@ impl Inventory {
         Ok(wanted.to_vec())
     }
 
-    pub fn take(&mut self, quantity: u32, units: &[String], claim: u64) {
+    pub fn take(&mut self, quantity: u32, units: &[String], claim: u64, held: bool) {
         self.taken += u64::from(quantity);
+        if held {
+            self.held += u64::from(quantity);
+        }
         for unit in units {
             if let Some(&i) = self.index.get(unit) {
                 self.holders[i] = Some(claim);
@@ -160,8 +168,11 @@ impl Inventory {
         }
     }
 
-    pub fn give_back(&mut self, quantity: u32, units: &[String]) {
+    pub fn give_back(&mut self, quantity: u32, units: &[String], held: bool) {
         self.taken = self.taken.saturating_sub(u64::from(quantity));
+        if held {
+            self.held = self.held.saturating_sub(u64::from(quantity));
+        }
         for unit in units {
             if let Some(&i) = self.index.get(unit) {
                 self.holders[i] = None;
@@ -169,8 +180,13 @@ impl Inventory {
         }
     }
 
+    /// A hold became a confirmed claim: still taken, no longer held.
+    pub fn confirm_held(&mut self, quantity: u32) {
+        self.held = self.held.saturating_sub(u64::from(quantity));
+    }
+
     pub fn counts(&self) -> Counts {
-        Counts { capacity: self.spec.capacity(), taken: self.taken, waitlisted: self.waitlist.len() as u64 }
+        Counts { capacity: self.spec.capacity(), taken: self.taken, held: self.held, waitlisted: self.waitlist.len() as u64 }
     }
 
     /// Recounts from the claims and compares with the running figures.
@@ -182,6 +198,11 @@ impl Inventory {
             .sum();
         if taken != self.taken {
             return Err(format!("{}: {taken} taken by claims, {} counted", self.spec.id, self.taken));
+        }
+        let held: u64 =
+            mine().filter(|c| matches!(c.status, ClaimStatus::Held { .. })).map(|c| u64::from(c.quantity)).sum();
+        if held != self.held {
+            return Err(format!("{}: {held} held by claims, {} counted", self.spec.id, self.held));
         }
         if taken > self.spec.capacity() {
             return Err(format!("{}: oversold: {taken} of {}", self.spec.id, self.spec.capacity()));

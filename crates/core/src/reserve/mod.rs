@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, HashMap};
 
 pub use event::{ClaimStatus, Event};
 use inventory::Inventory;
-pub use inventory::{InventorySpec, Stock};
+pub use inventory::{Counts, InventorySpec, Stock};
 
 /// What a claim asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,7 +266,7 @@ impl Engine {
                     inv.add_user(user, *quantity);
                     match status {
                         ClaimStatus::Waitlisted => inv.waitlist.push_back(*claim),
-                        _ => inv.take(*quantity, units, *claim),
+                        _ => inv.take(*quantity, units, *claim, status.expires().is_some()),
                     }
                 }
                 if let ClaimStatus::Held { expires } = status {
@@ -290,6 +290,9 @@ impl Engine {
                 if let Some(c) = self.claims.get_mut(claim) {
                     if let ClaimStatus::Held { expires } = c.status {
                         self.holds.remove(&(expires, *claim));
+                        if let Some(inv) = self.inventories.get_mut(&c.inventory) {
+                            inv.confirm_held(c.quantity);
+                        }
                     }
                     c.status = ClaimStatus::Confirmed;
                 }
@@ -306,7 +309,9 @@ impl Engine {
                         inv.remove_user(&c.user, c.quantity);
                         match before {
                             ClaimStatus::Waitlisted => inv.waitlist.retain(|&w| w != *claim),
-                            ClaimStatus::Confirmed | ClaimStatus::Held { .. } => inv.give_back(c.quantity, &c.units),
+                            ClaimStatus::Confirmed | ClaimStatus::Held { .. } => {
+                                inv.give_back(c.quantity, &c.units, before.expires().is_some());
+                            }
                             ClaimStatus::Cancelled | ClaimStatus::Expired => {}
                         }
                     }
@@ -316,7 +321,7 @@ impl Engine {
                 if let Some(c) = self.claims.get_mut(claim) {
                     if let Some(inv) = self.inventories.get_mut(&c.inventory) {
                         inv.waitlist.retain(|&w| w != *claim);
-                        inv.take(c.quantity, units, *claim);
+                        inv.take(c.quantity, units, *claim, status.expires().is_some());
                     }
                     c.units = units.clone();
                     c.status = *status;
@@ -332,8 +337,23 @@ impl Engine {
         self.claims.get(&claim)
     }
 
-    pub fn inventory(&self, id: &str) -> Option<(&InventorySpec, inventory::Counts)> {
+    pub fn inventory(&self, id: &str) -> Option<(&InventorySpec, Counts)> {
         self.inventories.get(id).map(|i| (&i.spec, i.counts()))
+    }
+
+    /// Every inventory with its figures, by id.
+    pub fn inventories(&self) -> Vec<(&InventorySpec, Counts)> {
+        let mut all: Vec<_> = self.inventories.values().map(|i| (&i.spec, i.counts())).collect();
+        all.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        all
+    }
+
+    /// A user's claims on an inventory, oldest first, whatever their status (the "my claims" read model).
+    pub fn claims_of(&self, inventory: &str, user: &str) -> Vec<&Claim> {
+        let mut mine: Vec<&Claim> =
+            self.claims.values().filter(|c| c.inventory == inventory && c.user == user).collect();
+        mine.sort_by_key(|c| c.id);
+        mine
     }
 
     /// 1-based place of a waitlisted claim.
