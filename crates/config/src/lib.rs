@@ -7,6 +7,7 @@
 
 mod duration;
 mod error;
+mod inventory;
 mod keys;
 mod limit;
 mod log;
@@ -26,11 +27,12 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::Seconds;
 pub use error::ConfigError;
+pub use inventory::{InventoryConfig, MAX_UNITS, ReservationsConfig, expand as expand_units};
 pub use keys::SigningKey;
 pub use limit::{Action, AlgorithmKind, BandConfig, Cidr, KeyPart, KeySpec, LimitConfig, Rate, Refill};
 pub use log::{AccessLog, LogConfig, LogFormat};
 pub use room::{Activation, Queueing, RoomConfig};
-pub use route::{PolicyRef, RouteConfig};
+pub use route::{PolicyRef, RouteConfig, RouteTarget};
 pub use secret::Secret;
 pub use server::{ForwardedHeader, ServerConfig, TlsConfig};
 pub use size::ByteSize;
@@ -57,6 +59,12 @@ pub struct Config {
     /// Waiting rooms, by name; a route applies one with the policy `room:NAME`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rooms: BTreeMap<String, RoomConfig>,
+    /// The reservation engine's ledger and identity settings.
+    #[serde(default)]
+    pub reservations: ReservationsConfig,
+    /// Inventories created at start if the ledger does not have them yet.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inventories: BTreeMap<String, InventoryConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
 }
@@ -100,6 +108,7 @@ impl Config {
         if let AccessLog::File(path) = &mut self.log.access_log {
             *path = base.join(&*path);
         }
+        self.reservations.ledger = base.join(&self.reservations.ledger);
         for room in self.rooms.values_mut() {
             if let Some(path) = &mut room.page_template {
                 *path = base.join(&*path);

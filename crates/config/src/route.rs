@@ -16,11 +16,23 @@ pub struct RouteConfig {
     /// Path prefix, matched on segment boundaries: `/api` takes `/api` and `/api/x`, not `/apix`.
     #[serde(default = "default_path")]
     pub path: String,
-    /// The upstream that serves this route.
-    pub upstream: String,
+    /// The upstream that serves this route. Either this or `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// A built-in target instead of an upstream: `"reservations"` serves the reservation API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<RouteTarget>,
     /// Policies applied in order, each `kind:name` (for example `room:sale`, `limit:per_ip`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicyRef>,
+}
+
+/// Targets built into the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteTarget {
+    /// The reservation engine's JSON API (docs/RESERVATION.md).
+    Reservations,
 }
 
 fn default_path() -> String {

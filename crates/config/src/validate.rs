@@ -3,7 +3,10 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::keys::MIN_SECRET_BYTES;
-use crate::{Action, AlgorithmKind, Config, ConfigError, KeyPart, LimitConfig, Refill, RoomConfig, UpstreamConfig};
+use crate::{
+    Action, AlgorithmKind, Config, ConfigError, InventoryConfig, KeyPart, LimitConfig, Refill, RoomConfig,
+    UpstreamConfig,
+};
 
 /// Policy kinds this build knows, each with the section its names refer to. Each policy capability adds its
 /// line here and its section to [`Config`].
@@ -27,7 +30,62 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     for (name, limit) in &config.limits {
         self::limit(name, limit, config)?;
     }
+    for (name, inventory) in &config.inventories {
+        self::inventory(name, inventory)?;
+    }
+    if let Some(header) = &config.reservations.user_header {
+        if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(ConfigError::invalid("reservations.user_header", "must be a header name, like \"x-user-id\""));
+        }
+    }
     routes(config)
+}
+
+pub(crate) fn inventory(name: &str, inv: &InventoryConfig) -> Result<(), ConfigError> {
+    let key = |field: &str| format!("inventories.{name}.{field}");
+    if !is_name(name) || name.len() > 64 {
+        return Err(ConfigError::invalid(
+            format!("inventories.{name}"),
+            "name must be 1-64 letters, digits, '-' or '_'",
+        ));
+    }
+    let units = inv.unit_names().map_err(|reason| ConfigError::invalid(key("units"), reason))?;
+    match (inv.stock, units.is_empty()) {
+        (Some(_), false) => return Err(ConfigError::invalid(key("units"), "give either stock or units, not both")),
+        (None, true) => {
+            return Err(ConfigError::invalid(
+                key("stock"),
+                "required: a count (stock = 1000) or units = [\"A-1..20\"]",
+            ));
+        }
+        _ => {}
+    }
+    let mut seen = HashSet::new();
+    if let Some(dup) = units.iter().find(|u| !seen.insert(u.as_str())) {
+        return Err(ConfigError::invalid(key("units"), format!("unit {dup:?} is listed twice")));
+    }
+    if let Some(bad) = units.iter().find(|u| u.is_empty() || u.len() > 64 || u.contains(['/', '?', '#', ' '])) {
+        return Err(ConfigError::invalid(
+            key("units"),
+            format!("{bad:?}: a unit name is 1-64 characters, no '/', '?', '#' or spaces"),
+        ));
+    }
+    let attributes = inv.unit_attributes().map_err(|reason| ConfigError::invalid(key("attributes"), reason))?;
+    if let Some(unknown) = attributes.keys().find(|u| !seen.contains(u.as_str())) {
+        return Err(ConfigError::invalid(key("attributes"), format!("no unit {unknown:?}")));
+    }
+    if inv.per_user_limit == Some(0) {
+        return Err(ConfigError::invalid(key("per_user_limit"), "must be at least 1, or left out for no limit"));
+    }
+    if inv.hold.is_some_and(|h| h.get().as_secs() < 1) {
+        return Err(ConfigError::invalid(key("hold"), "must be at least 1s"));
+    }
+    if let (Some(open), Some(close)) = (&inv.opens_at, &inv.closes_at) {
+        if close.unix() <= open.unix() {
+            return Err(ConfigError::invalid(key("closes_at"), format!("must be after opens_at ({open})")));
+        }
+    }
+    Ok(())
 }
 
 fn limit(name: &str, l: &LimitConfig, config: &Config) -> Result<(), ConfigError> {
@@ -275,11 +333,23 @@ fn routes(config: &Config) -> Result<(), ConfigError> {
         if route.path.contains(['?', '#', ' ']) {
             return Err(ConfigError::invalid(key("path"), "a prefix is a path only: no '?', '#' or spaces"));
         }
-        if !upstreams.contains_key(&route.upstream) {
-            let hint = closest(&route.upstream, upstreams.keys().map(String::as_str))
-                .map(|c| format!("; did you mean {c:?}?"))
-                .unwrap_or_default();
-            return Err(ConfigError::invalid(key("upstream"), format!("no upstream named {:?}{hint}", route.upstream)));
+        match (&route.upstream, route.target) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(key("target"), "give either upstream or target, not both"));
+            }
+            (None, None) => {
+                return Err(ConfigError::invalid(
+                    key("upstream"),
+                    "required (or target = \"reservations\" for the built-in reservation API)",
+                ));
+            }
+            (Some(upstream), None) if !upstreams.contains_key(upstream) => {
+                let hint = closest(upstream, upstreams.keys().map(String::as_str))
+                    .map(|c| format!("; did you mean {c:?}?"))
+                    .unwrap_or_default();
+                return Err(ConfigError::invalid(key("upstream"), format!("no upstream named {upstream:?}{hint}")));
+            }
+            _ => {}
         }
         let host = route.host.as_deref().unwrap_or("").to_ascii_lowercase();
         if let Some(first) = matches.insert((host, normalized(&route.path)), i) {

@@ -3,6 +3,9 @@
 //!
 //! Rooms: `GET /rooms`, `GET /rooms/NAME`, `PATCH /rooms/NAME` (`new_users_per_minute`,
 //! `total_active_users`), `POST /rooms/NAME/pause`, `/resume`, `/reset`.
+//!
+//! Inventories: `GET /inventories`, `GET /inventories/ID`, `POST /inventories/ID` (body: the keys of
+//! `[inventories.NAME]` as JSON).
 
 use std::sync::Arc;
 
@@ -13,9 +16,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use spillway_config::InventoryConfig;
 use spillway_core::room::{Phase as RoomPhase, Queueing, Snapshot};
 
 use crate::lifecycle::Phase;
+use crate::reserve::{ReserveHandle, inventory_json, spec_from_config};
 use crate::room::{Change, RoomHandle};
 use crate::server::Shared;
 
@@ -26,6 +31,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/rooms", get(list_rooms))
         .route("/rooms/{name}", get(show_room).patch(change_room))
         .route("/rooms/{name}/{action}", post(room_action))
+        .route("/inventories", get(list_inventories))
+        .route("/inventories/{id}", get(show_inventory).post(create_inventory))
         .layer(middleware::from_fn_with_state(shared.clone(), require_token));
     Router::new().route("/healthz", get(healthz)).merge(protected).fallback(not_found).with_state(shared)
 }
@@ -46,6 +53,9 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         if let Err(e) = room.tick(true).await {
             tracing::warn!(room = %room.name, error = %e, "cannot read the room's figures");
         }
+    }
+    if let Some(reservations) = &shared.runtime.load().reservations {
+        reservations.publish();
     }
     let mut response = shared.metrics.encode().into_response();
     response.headers_mut().insert(
@@ -113,6 +123,60 @@ async fn room_action(State(shared): State<Arc<Shared>>, Path((name, action)): Pa
     }
     tracing::info!(room = %name, action, "room action through the admin API");
     respond_with_room(room).await
+}
+
+// === inventories ===
+
+fn reservations(shared: &Shared) -> Option<Arc<ReserveHandle>> {
+    shared.runtime.load().reservations.clone()
+}
+
+fn reservations_off() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "reservations_unavailable",
+        "the reservation engine is off: add a route with target = \"reservations\" or an [inventories.NAME]",
+    )
+}
+
+async fn list_inventories(State(shared): State<Arc<Shared>>) -> Response {
+    let Some(r) = reservations(&shared) else { return reservations_off() };
+    let now = r.now_ms();
+    let all: Vec<_> = r.inventories().iter().map(|(spec, counts)| inventory_json(spec, counts, now)).collect();
+    json(StatusCode::OK, serde_json::json!({ "inventories": all, "ledger": r.ledger_path().display().to_string() }))
+}
+
+async fn show_inventory(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let Some(r) = reservations(&shared) else { return reservations_off() };
+    match r.inventory(&id) {
+        Some((spec, counts)) => json(StatusCode::OK, inventory_json(&spec, &counts, r.now_ms())),
+        None => error(StatusCode::NOT_FOUND, "not_found", &format!("no inventory named {id:?}")),
+    }
+}
+
+/// The body is `[inventories.NAME]`'s keys as JSON: `{"stock": 1000, "per_user_limit": 1}`.
+async fn create_inventory(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let Some(r) = reservations(&shared) else { return reservations_off() };
+    let config: InventoryConfig = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_body", &e.to_string()),
+    };
+    let spec = match spec_from_config(&id, &config) {
+        Ok(spec) => spec,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_body", &e),
+    };
+    if r.inventory(&id).is_some() {
+        return error(StatusCode::CONFLICT, "inventory_exists", &format!("inventory {id:?} exists"));
+    }
+    if let Err(e) = r.create_inventory(spec).await {
+        let e = crate::GatewayError::from(e);
+        return error(e.status(), e.code(), &e.public_message());
+    }
+    tracing::info!(inventory = %id, "inventory created through the admin API");
+    match r.inventory(&id) {
+        Some((spec, counts)) => json(StatusCode::CREATED, inventory_json(&spec, &counts, r.now_ms())),
+        None => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the inventory vanished"),
+    }
 }
 
 async fn respond_with_room(room: &RoomHandle) -> Response {

@@ -35,6 +35,33 @@ pub enum GatewayError {
     RateLimited { limit: String, retry_after: Duration },
     #[error("requests from this address are not accepted")]
     Denied,
+    #[error(transparent)]
+    Reserve(#[from] spillway_reserve::ReserveError),
+    #[error("the reservation engine is not running in this process")]
+    ReservationsOff,
+    #[error("{0}")]
+    Unauthenticated(String),
+}
+
+impl From<spillway_core::reserve::ClaimError> for GatewayError {
+    fn from(e: spillway_core::reserve::ClaimError) -> Self {
+        Self::Reserve(e.into())
+    }
+}
+
+/// The reservation contract's statuses: a claim that lost to the state of the stock is a conflict (409), a
+/// hold that ran out is gone (410), and a ledger that cannot write makes the engine unavailable (503).
+fn reserve_status(e: &spillway_reserve::ReserveError) -> StatusCode {
+    use spillway_core::reserve::ClaimError as C;
+    match e {
+        spillway_reserve::ReserveError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
+        spillway_reserve::ReserveError::Claim(c) => match c {
+            C::SoldOut | C::LimitReached(_) | C::UnitTaken(_) | C::Closed => StatusCode::CONFLICT,
+            C::Invalid(_) => StatusCode::BAD_REQUEST,
+            C::NotFound(_) => StatusCode::NOT_FOUND,
+            C::HoldExpired => StatusCode::GONE,
+        },
+    }
 }
 
 /// `Retry-After` is whole seconds; round up so a client that obeys it is not refused again.
@@ -56,6 +83,9 @@ impl GatewayError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::LimitUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Denied => StatusCode::FORBIDDEN,
+            Self::Reserve(e) => reserve_status(e),
+            Self::ReservationsOff => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -73,6 +103,10 @@ impl GatewayError {
             Self::RateLimited { .. } => "rate_limited",
             Self::LimitUnavailable(_) => "limit_unavailable",
             Self::Denied => "denied",
+            Self::Reserve(spillway_reserve::ReserveError::Claim(c)) => c.code(),
+            Self::Reserve(spillway_reserve::ReserveError::Ledger(_)) => "ledger_unavailable",
+            Self::ReservationsOff => "reservations_unavailable",
+            Self::Unauthenticated(_) => "unauthenticated",
         }
     }
 
@@ -84,6 +118,9 @@ impl GatewayError {
             }
             Self::RoomUnavailable(_) => "the waiting room is briefly unavailable".to_string(),
             Self::LimitUnavailable(_) => "rate limiting is briefly unavailable".to_string(),
+            Self::Reserve(spillway_reserve::ReserveError::Ledger(_)) => {
+                "the reservation ledger cannot write; retry later with the same idempotency key".to_string()
+            }
             other => other.to_string(),
         }
     }

@@ -17,6 +17,7 @@ pub mod limit;
 pub mod metrics;
 pub mod pipeline;
 pub mod proxy;
+pub mod reserve;
 pub mod room;
 pub mod router;
 pub mod runtime;
@@ -35,5 +36,5 @@ pub use workers::Workers;
 /// Checks everything `serve` would check short of binding sockets: the config builds, certificates load.
 pub fn check(config: spillway_config::Config) -> Result<(), spillway_config::ConfigError> {
     let metrics = metrics::Metrics::new();
-    Runtime::build(config, &metrics, None, access_log::AccessLog::off(), &clock::Clock::system()).map(drop)
+    Runtime::build(config, &metrics, None, access_log::AccessLog::off(), &clock::Clock::system(), false).map(drop)
 }

@@ -60,6 +60,17 @@ struct RefusalLabels {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClaimLabels {
+    inventory: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InventoryLabels {
+    inventory: String,
+}
+
 /// Upper bounds in seconds for estimated waits shown to clients: ten seconds to four hours.
 const WAIT_BUCKETS: [f64; 12] =
     [10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 10800.0, 14400.0];
@@ -90,6 +101,7 @@ pub struct Metrics {
     room_wait: Family<RoomLabels, Histogram, fn() -> Histogram>,
     limit_requests: Family<LimitLabels, Counter>,
     limit_keys: Family<LimitKeyLabels, Gauge>,
+    reserve: ReserveMetrics,
 }
 
 /// The room counters exported from the model's running totals: name, help.
@@ -126,6 +138,7 @@ impl Metrics {
             room_wait: Family::new_with_constructor(|| Histogram::new(WAIT_BUCKETS)),
             limit_requests: Family::default(),
             limit_keys: Family::default(),
+            reserve: ReserveMetrics::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "Requests answered, by route and status class", m.requests.clone());
@@ -183,6 +196,32 @@ impl Metrics {
             m.limit_requests.clone(),
         );
         registry.register("limit_keys", "Keys each rate limit tracks", m.limit_keys.clone());
+        let r = &m.reserve;
+        registry.register(
+            "reserve_claims",
+            "Claims answered, by inventory and outcome (confirmed, held, waitlisted, replayed, or the error code)",
+            r.claims.clone(),
+        );
+        registry.register("reserve_capacity", "Items or units each inventory has", r.capacity.clone());
+        registry.register("reserve_remaining", "Items or units not confirmed or held", r.remaining.clone());
+        registry.register("reserve_held", "Items or units held and not yet confirmed", r.held.clone());
+        registry.register("reserve_waitlisted", "Claims waiting in line for freed stock", r.waitlisted.clone());
+        registry.register(
+            "reserve_ledger_commits",
+            "Ledger transactions committed (one fsync each)",
+            r.commits.clone(),
+        );
+        registry.register(
+            "reserve_ledger_appends",
+            "Operations made durable by those commits; appends / commits is the mean batch size",
+            r.appends.clone(),
+        );
+        registry.register("reserve_ledger_events", "Events written to the ledger", r.events.clone());
+        registry.register(
+            "reserve_ledger_commit_seconds",
+            "Time spent writing and committing; divided by commits, the mean commit latency",
+            r.commit_seconds.clone(),
+        );
         registry.register("build", "Build information", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
         Arc::new(Self { registry, ..m })
     }
@@ -227,6 +266,10 @@ impl Metrics {
         });
         let keys = self.limit_keys.get_or_create(&LimitKeyLabels { limit: limit.to_string() }).clone();
         LimitMetrics { counters: Arc::new(counters), keys }
+    }
+
+    pub fn reserve(&self) -> ReserveMetrics {
+        self.reserve.clone()
     }
 
     pub fn connection_opened(&self, listener: &'static str) -> ConnectionGauge {
@@ -352,5 +395,56 @@ pub struct ConnectionGauge(Gauge);
 impl Drop for ConnectionGauge {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// The reservation engine's figures. Gauges and ledger totals are set at scrape time from the engine and the
+/// ledger writer's own counters, so the claim path only counts outcomes.
+#[derive(Debug, Clone, Default)]
+pub struct ReserveMetrics {
+    claims: Family<ClaimLabels, Counter>,
+    capacity: Family<InventoryLabels, Gauge>,
+    remaining: Family<InventoryLabels, Gauge>,
+    held: Family<InventoryLabels, Gauge>,
+    waitlisted: Family<InventoryLabels, Gauge>,
+    commits: Counter,
+    appends: Counter,
+    events: Counter,
+    commit_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// The ledger totals already published, to move the counters on by the difference.
+    published: Arc<std::sync::Mutex<[u64; 4]>>,
+}
+
+impl ReserveMetrics {
+    pub fn claim(
+        &self,
+        inventory: &str,
+        result: &Result<spillway_core::reserve::Reply, spillway_reserve::ReserveError>,
+    ) {
+        let outcome = match result {
+            Ok(reply) if reply.replayed => "replayed",
+            Ok(reply) => reply.status.as_str(),
+            Err(spillway_reserve::ReserveError::Claim(e)) => e.code(),
+            Err(spillway_reserve::ReserveError::Ledger(_)) => "ledger_unavailable",
+        };
+        self.claims.get_or_create(&ClaimLabels { inventory: inventory.to_string(), outcome }).inc();
+    }
+
+    pub fn inventory(&self, inventory: &str, counts: &spillway_core::reserve::Counts) {
+        let labels = InventoryLabels { inventory: inventory.to_string() };
+        self.capacity.get_or_create(&labels).set(counts.capacity as i64);
+        self.remaining.get_or_create(&labels).set(counts.remaining() as i64);
+        self.held.get_or_create(&labels).set(counts.held as i64);
+        self.waitlisted.get_or_create(&labels).set(counts.waitlisted as i64);
+    }
+
+    pub fn ledger(&self, commits: u64, appends: u64, events: u64, commit_micros: u64) {
+        let mut last = self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = [commits, appends, events, commit_micros];
+        self.commits.inc_by(now[0].saturating_sub(last[0]));
+        self.appends.inc_by(now[1].saturating_sub(last[1]));
+        self.events.inc_by(now[2].saturating_sub(last[2]));
+        self.commit_seconds.inc_by(now[3].saturating_sub(last[3]) as f64 / 1e6);
+        *last = now;
     }
 }

@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use spillway_config::{Config, ConfigError, PolicyRef};
+use spillway_config::{Config, ConfigError, PolicyRef, RouteTarget};
 use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::AccessLog;
 use crate::clock::Clock;
 use crate::limit::{LimitHandle, LimitPolicy};
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::pipeline::Target;
 use crate::pipeline::{Pipeline, Policy};
 use crate::proxy::ProxyTarget;
+use crate::reserve::{ReserveHandle, ReserveTarget};
 use crate::room::{RoomHandle, RoomPolicy};
 use crate::router::Router;
 use crate::upstream::Upstream;
@@ -27,6 +29,8 @@ pub struct Runtime {
     upstreams: HashMap<String, Arc<Upstream>>,
     pub rooms: BTreeMap<String, Arc<RoomHandle>>,
     pub limits: BTreeMap<String, Arc<LimitHandle>>,
+    /// The reservation engine, once a route or an inventory needs it; kept across reloads.
+    pub reservations: Option<Arc<ReserveHandle>>,
     pub tls: Option<Tls>,
     pub connections: Arc<auto::Builder<TokioExecutor>>,
     pub access_log: AccessLog,
@@ -51,13 +55,15 @@ pub struct Route {
 
 impl Runtime {
     /// Builds everything the config describes. Upstreams whose settings did not change are carried over
-    /// from `previous`, keeping their warm connection pools and ejection state across a reload.
+    /// from `previous`, keeping their warm connection pools and ejection state across a reload. The
+    /// reservation ledger is opened only with `open_ledger` (not when a config is merely checked).
     pub fn build(
         config: Config,
         metrics: &Metrics,
         previous: Option<&Runtime>,
         access_log: AccessLog,
         clock: &Clock,
+        open_ledger: bool,
     ) -> Result<Self, ConfigError> {
         let mut upstreams = HashMap::new();
         for (name, cfg) in &config.upstreams {
@@ -84,12 +90,24 @@ impl Runtime {
                 .map_err(|reason| ConfigError::invalid(format!("limits.{name}.key"), reason))?;
             limits.insert(name.clone(), handle);
         }
+        let reservations = reservations(&config, previous, metrics, clock, open_ledger)?;
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, route) in config.routes.iter().enumerate() {
             let name: Arc<str> = Arc::from(route.name.clone().unwrap_or_else(|| format!("route{i}")));
-            let upstream = upstreams.get(&route.upstream).cloned().ok_or_else(|| {
-                ConfigError::invalid(format!("routes[{i}].upstream"), format!("no upstream named {:?}", route.upstream))
-            })?;
+            let target: Arc<dyn Target> = match (&route.upstream, route.target) {
+                (_, Some(RouteTarget::Reservations)) => Arc::new(ReserveTarget::new(
+                    reservations.clone(),
+                    &route.path,
+                    config.reservations.user_header.as_deref(),
+                )),
+                (Some(upstream), None) => {
+                    let upstream = upstreams.get(upstream).cloned().ok_or_else(|| {
+                        ConfigError::invalid(format!("routes[{i}].upstream"), format!("no upstream named {upstream:?}"))
+                    })?;
+                    Arc::new(ProxyTarget::new(upstream))
+                }
+                (None, None) => return Err(ConfigError::invalid(format!("routes[{i}].upstream"), "required")),
+            };
             let policies = route
                 .policies
                 .iter()
@@ -99,7 +117,7 @@ impl Runtime {
                         .map_err(|reason| ConfigError::invalid(format!("routes[{i}].policies[{p}]"), reason))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let pipeline = Pipeline::new(policies, Arc::new(ProxyTarget::new(upstream)));
+            let pipeline = Pipeline::new(policies, target);
             routes.push(Route { metrics: metrics.route(&name), name, pipeline });
         }
         let router = Router::new(config.routes.iter().map(|r| (r.host.as_deref(), r.path.as_str())));
@@ -113,6 +131,7 @@ impl Runtime {
             upstreams,
             rooms,
             limits,
+            reservations,
             tls,
             access_log,
         })
@@ -125,6 +144,34 @@ impl Runtime {
     pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
         self.upstreams.get(name)
     }
+}
+
+/// The running engine carries over; otherwise it is opened when a route serves it or inventories are
+/// configured. Its ledger cannot move while it runs.
+fn reservations(
+    config: &Config,
+    previous: Option<&Runtime>,
+    metrics: &Metrics,
+    clock: &Clock,
+    open_ledger: bool,
+) -> Result<Option<Arc<ReserveHandle>>, ConfigError> {
+    if let Some(running) = previous.and_then(|p| p.reservations.clone()) {
+        if running.ledger_path() != config.reservations.ledger {
+            tracing::warn!(
+                running = %running.ledger_path().display(),
+                "reservations.ledger changes only on restart; keeping the open ledger"
+            );
+        }
+        return Ok(Some(running));
+    }
+    let needed =
+        !config.inventories.is_empty() || config.routes.iter().any(|r| r.target == Some(RouteTarget::Reservations));
+    if !needed || !open_ledger {
+        return Ok(None);
+    }
+    ReserveHandle::open(&config.reservations.ledger, metrics, clock)
+        .map(Some)
+        .map_err(|e| ConfigError::invalid("reservations.ledger", e.to_string()))
 }
 
 /// The one place policy kinds are turned into components. Each policy capability adds its arm here.

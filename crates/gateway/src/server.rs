@@ -50,8 +50,8 @@ pub enum StartError {
     Bind { key: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("log.access_log: cannot open: {0}")]
     AccessLog(std::io::Error),
-    #[error("rooms: {0}")]
-    Room(#[from] GatewayError),
+    #[error("{0}")]
+    Component(#[from] GatewayError),
 }
 
 /// A running gateway.
@@ -95,7 +95,10 @@ async fn start_on(config: Config, workers: Workers, clock: Clock) -> Result<Hand
     let metrics = Metrics::new();
     let access_log = open_access_log(&config, &metrics).await?;
     let (listen, admin_listen) = (config.server.listen, config.server.admin_listen);
-    let runtime = Runtime::build(config, &metrics, None, access_log, &clock)?;
+    let runtime = Runtime::build(config, &metrics, None, access_log, &clock, true)?;
+    if let Some(reservations) = &runtime.reservations {
+        reservations.apply(&runtime.config).await.map_err(GatewayError::from)?;
+    }
     let shared =
         Arc::new(Shared { runtime: ArcSwap::from_pointee(runtime), clock, metrics, lifecycle: Lifecycle::default() });
 
@@ -145,8 +148,8 @@ async fn start_on(config: Config, workers: Workers, clock: Clock) -> Result<Hand
 /// How often rooms release places, and how often their figures are published (every tenth tick).
 const ROOM_TICK: Duration = Duration::from_millis(100);
 
-/// Lets time pass in every room, so places are released on schedule even when nobody happens to poll, and
-/// forgets rate-limit keys gone idle.
+/// Lets time pass in every room, so places are released on schedule even when nobody happens to poll,
+/// returns expired holds (within a tick of their expiry), and forgets rate-limit keys gone idle.
 async fn tick_rooms(shared: Arc<Shared>) {
     let mut interval = tokio::time::interval(ROOM_TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -157,6 +160,11 @@ async fn tick_rooms(shared: Arc<Shared>) {
         for room in runtime.rooms.values() {
             if let Err(e) = room.tick(n % 10 == 0).await {
                 tracing::warn!(room = %room.name, error = %e, "room tick failed");
+            }
+        }
+        if let Some(reservations) = &runtime.reservations {
+            if let Err(e) = reservations.tick().await {
+                tracing::warn!(error = %e, "returning expired holds failed");
             }
         }
         if n % sweep_every == 0 {
@@ -202,9 +210,12 @@ impl Handle {
         }
         // Reopening the access log on every reload lets logrotate move the file and send SIGHUP.
         let access_log = open_access_log(&config, &self.shared.metrics).await?;
-        let next = Runtime::build(config, &self.shared.metrics, Some(&current), access_log, &self.shared.clock)?;
+        let next = Runtime::build(config, &self.shared.metrics, Some(&current), access_log, &self.shared.clock, true)?;
         for room in next.rooms.values() {
             room.apply().await?;
+        }
+        if let Some(reservations) = &next.reservations {
+            reservations.apply(&next.config).await.map_err(GatewayError::from)?;
         }
         self.shared.runtime.store(Arc::new(next));
         Ok(())

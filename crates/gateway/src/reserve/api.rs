@@ -1,0 +1,305 @@
+//! The reservation API as a route target. Paths are relative to the route's prefix:
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | GET | `/inventories` | every inventory with its figures |
+//! | GET | `/inventories/{id}` | one inventory |
+//! | POST | `/inventories/{id}/claims` | claim: `{user, quantity, units, hold, idempotency_key}` |
+//! | GET | `/inventories/{id}/claims?user=U` | a user's claims |
+//! | GET | `/claims/{claim}?user=U` | one claim, with its waitlist position |
+//! | POST | `/claims/{claim}/confirm` | turn a hold into a confirmed claim |
+//! | POST | `/claims/{claim}/cancel` (or DELETE `/claims/{claim}`) | give a claim up |
+//! | GET | `/claims/{claim}/events?user=U` | Server-Sent Events: promotion, expiry, confirmation |
+//!
+//! The user is the `reservations.user_header` header when that is configured (set by the site's own
+//! authentication), otherwise the `user` field or query parameter. A claim is only shown to or changed by
+//! its own user; anyone else is told it does not exist.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::header::{CONTENT_TYPE, LOCATION};
+use http::{HeaderName, HeaderValue, Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use spillway_core::reserve::{Claim, ClaimError, ClaimRequest};
+
+use super::{ReserveHandle, claim_json, inventory_json};
+use crate::body::{BodyTooLarge, full};
+use crate::error::GatewayError;
+use crate::pipeline::{Outcome, ProxyRequest, RequestCtx, Target};
+
+/// Longest user id or idempotency key accepted; both are kept in memory and in the ledger.
+const MAX_ID_BYTES: usize = 256;
+
+#[derive(Debug)]
+pub struct ReserveTarget {
+    /// Absent when the config is only being checked: nothing is opened then.
+    handle: Option<Arc<ReserveHandle>>,
+    /// The route's prefix without a trailing slash ("" for "/").
+    prefix: String,
+    user_header: Option<HeaderName>,
+}
+
+impl ReserveTarget {
+    pub fn new(handle: Option<Arc<ReserveHandle>>, route_path: &str, user_header: Option<&str>) -> Self {
+        Self {
+            handle,
+            prefix: route_path.trim_end_matches('/').to_string(),
+            user_header: user_header.and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
+        }
+    }
+}
+
+impl Target for ReserveTarget {
+    fn call<'a>(&'a self, req: ProxyRequest, _ctx: &'a RequestCtx) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let handle = self.handle.as_ref().ok_or(GatewayError::ReservationsOff)?;
+            let path = req.uri().path().strip_prefix(self.prefix.as_str()).unwrap_or("").to_string();
+            let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+            let method = req.method().clone();
+            let call = Call { target: self, handle, req };
+            match (segments.as_slice(), method) {
+                (["inventories"], Method::GET) => call.list_inventories(),
+                (["inventories", id], Method::GET) => call.show_inventory(id),
+                (["inventories", id, "claims"], Method::POST) => call.claim(id).await,
+                (["inventories", id, "claims"], Method::GET) => call.user_claims(id),
+                (["claims", claim], Method::GET) => call.show_claim(claim),
+                (["claims", claim, "confirm"], Method::POST) => call.confirm(claim).await,
+                (["claims", claim, "cancel"], Method::POST) | (["claims", claim], Method::DELETE) => {
+                    call.cancel(claim).await
+                }
+                (["claims", claim, "events"], Method::GET) => call.events(claim),
+                (["inventories"] | ["inventories", _] | ["inventories", _, "claims"], _)
+                | (["claims", _] | ["claims", _, "confirm" | "cancel" | "events"], _) => {
+                    Err(GatewayError::MethodNotAllowed)
+                }
+                _ => Err(ClaimError::NotFound("endpoint").into()),
+            }
+        })
+    }
+}
+
+/// What a claim's body may say. Every field is optional: the user may come from a header, the key from
+/// `Idempotency-Key`, and a claim is for one item by default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimBody {
+    user: Option<String>,
+    quantity: Option<u32>,
+    #[serde(default)]
+    units: Vec<String>,
+    /// Defaults to holding when the inventory holds, so a ticket buyer pays before the seat is theirs.
+    hold: Option<bool>,
+    idempotency_key: Option<String>,
+}
+
+/// The user field of confirm and cancel bodies.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    user: Option<String>,
+}
+
+struct Call<'a> {
+    target: &'a ReserveTarget,
+    handle: &'a Arc<ReserveHandle>,
+    req: ProxyRequest,
+}
+
+impl Call<'_> {
+    fn list_inventories(&self) -> Outcome {
+        let now = self.handle.now_ms();
+        let all: Vec<_> = self.handle.inventories().iter().map(|(s, c)| inventory_json(s, c, now)).collect();
+        Ok(json(StatusCode::OK, &serde_json::json!({ "inventories": all })))
+    }
+
+    fn show_inventory(&self, id: &str) -> Outcome {
+        let (spec, counts) = self.handle.inventory(id).ok_or(ClaimError::NotFound("inventory"))?;
+        Ok(json(StatusCode::OK, &inventory_json(&spec, &counts, self.handle.now_ms())))
+    }
+
+    async fn claim(self, inventory: &str) -> Outcome {
+        let header_key = header_str(&self.req, "idempotency-key")?;
+        let header_user = self.header_user()?;
+        let query_user = self.query("user");
+        let body: ClaimBody = read_json(self.req).await?;
+        let user = pick_user(self.target, header_user, body.user.or(query_user))?;
+        let key = match (header_key, body.idempotency_key) {
+            (Some(h), Some(b)) if h != b => {
+                return Err(invalid("the Idempotency-Key header and idempotency_key field differ"));
+            }
+            (Some(k), _) | (None, Some(k)) => k,
+            // Without a key a retry is a new claim; the per-user limit still stops it from taking twice.
+            (None, None) => format!("auto-{:032x}", fastrand::u128(..)),
+        };
+        check_id("idempotency_key", &key)?;
+        let hold = match body.hold {
+            Some(h) => h,
+            None => self.handle.inventory_holds(inventory).ok_or(ClaimError::NotFound("inventory"))?,
+        };
+        let quantity = body.quantity.unwrap_or(body.units.len().max(1) as u32);
+        let request = ClaimRequest {
+            inventory: inventory.to_string(),
+            user,
+            quantity,
+            units: body.units,
+            hold,
+            idempotency_key: key,
+        };
+        let reply = self.handle.claim(&request).await?;
+        let mut claim = self.handle.get(reply.claim).ok_or(ClaimError::NotFound("claim"))?;
+        // A retry is told what the first request was told, whatever happened to the claim since.
+        claim.status = reply.status;
+        claim.units = reply.units;
+        let status = match (reply.replayed, reply.position) {
+            (true, _) => StatusCode::OK,
+            (false, Some(_)) => StatusCode::ACCEPTED,
+            (false, None) => StatusCode::CREATED,
+        };
+        let body = claim_json(&claim, reply.position, self.handle.now_ms(), Some(reply.replayed));
+        let mut response = json(status, &body);
+        let location = format!("{}/claims/{}", self.target.prefix, reply.claim);
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(LOCATION, v);
+        }
+        Ok(response)
+    }
+
+    fn user_claims(&self, inventory: &str) -> Outcome {
+        let user = pick_user(self.target, self.header_user()?, self.query("user"))?;
+        self.handle.inventory_holds(inventory).ok_or(ClaimError::NotFound("inventory"))?;
+        let now = self.handle.now_ms();
+        let claims: Vec<_> = self
+            .handle
+            .claims_of(inventory, &user)
+            .iter()
+            .map(|c| claim_json(c, self.handle.position(c.id), now, None))
+            .collect();
+        Ok(json(StatusCode::OK, &serde_json::json!({ "user": user, "inventory": inventory, "claims": claims })))
+    }
+
+    fn show_claim(&self, claim: &str) -> Outcome {
+        let claim = self.own_claim(claim, self.query("user"))?;
+        let position = self.handle.position(claim.id);
+        Ok(json(StatusCode::OK, &claim_json(&claim, position, self.handle.now_ms(), None)))
+    }
+
+    async fn confirm(self, claim: &str) -> Outcome {
+        let query_user = self.query("user");
+        let header_user = self.header_user()?;
+        let (target, handle) = (self.target, self.handle);
+        let body: UserBody = read_json(self.req).await?;
+        let claim = own(target, handle, claim, header_user, body.user.or(query_user))?;
+        handle.confirm(claim.id).await?;
+        let claim = handle.get(claim.id).ok_or(ClaimError::NotFound("claim"))?;
+        Ok(json(StatusCode::OK, &claim_json(&claim, None, handle.now_ms(), None)))
+    }
+
+    async fn cancel(self, claim: &str) -> Outcome {
+        let query_user = self.query("user");
+        let header_user = self.header_user()?;
+        let (target, handle) = (self.target, self.handle);
+        let body: UserBody = read_json(self.req).await?;
+        let claim = own(target, handle, claim, header_user, body.user.or(query_user))?;
+        handle.cancel(claim.id).await?;
+        let claim = handle.get(claim.id).ok_or(ClaimError::NotFound("claim"))?;
+        Ok(json(StatusCode::OK, &claim_json(&claim, None, handle.now_ms(), None)))
+    }
+
+    fn events(&self, claim: &str) -> Outcome {
+        let claim = self.own_claim(claim, self.query("user"))?;
+        let changes = self.handle.watch(claim.id).ok_or(ClaimError::NotFound("claim"))?;
+        Ok(super::sse::stream(self.handle.clone(), claim.id, changes))
+    }
+
+    fn own_claim(&self, claim: &str, other_user: Option<String>) -> Result<Claim, GatewayError> {
+        own(self.target, self.handle, claim, self.header_user()?, other_user)
+    }
+
+    fn header_user(&self) -> Result<Option<String>, GatewayError> {
+        let Some(name) = &self.target.user_header else { return Ok(None) };
+        match self.req.headers().get(name).map(|v| v.to_str()) {
+            Some(Ok(v)) if !v.is_empty() => Ok(Some(v.to_string())),
+            _ => Err(GatewayError::Unauthenticated(format!("the {name} header is required"))),
+        }
+    }
+
+    fn query(&self, name: &str) -> Option<String> {
+        let query = self.req.uri().query()?;
+        form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    }
+}
+
+/// The claim if it exists and belongs to the caller; "not found" otherwise, so ids reveal nothing.
+fn own(
+    target: &ReserveTarget,
+    handle: &ReserveHandle,
+    claim: &str,
+    header_user: Option<String>,
+    other_user: Option<String>,
+) -> Result<Claim, GatewayError> {
+    let user = pick_user(target, header_user, other_user)?;
+    let id: u64 = claim.parse().map_err(|_| ClaimError::NotFound("claim"))?;
+    match handle.get(id) {
+        Some(c) if c.user == user => Ok(c),
+        _ => Err(ClaimError::NotFound("claim").into()),
+    }
+}
+
+/// The authenticated header wins; the client's own word is used only when no header is configured.
+fn pick_user(
+    target: &ReserveTarget,
+    header_user: Option<String>,
+    client_user: Option<String>,
+) -> Result<String, GatewayError> {
+    let user = if target.user_header.is_some() { header_user } else { client_user };
+    let user = user.ok_or_else(|| invalid("user is required (a \"user\" field or ?user=)"))?;
+    check_id("user", &user)?;
+    Ok(user)
+}
+
+fn check_id(field: &str, value: &str) -> Result<(), GatewayError> {
+    if value.is_empty() || value.len() > MAX_ID_BYTES {
+        return Err(invalid(&format!("{field} must be 1-{MAX_ID_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+fn header_str(req: &ProxyRequest, name: &str) -> Result<Option<String>, GatewayError> {
+    match req.headers().get(name).map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(v)) => Ok(Some(v.to_string())),
+        Some(Err(_)) => Err(invalid(&format!("the {name} header must be visible ASCII"))),
+    }
+}
+
+/// The whole body as JSON; an empty body reads as `{}`.
+async fn read_json<T: for<'de> Deserialize<'de> + Default>(req: ProxyRequest) -> Result<T, GatewayError> {
+    let bytes: Bytes = match req.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return Err(match e.downcast_ref::<BodyTooLarge>() {
+                Some(too_large) => GatewayError::BodyTooLarge { limit: too_large.limit },
+                None => invalid("the request body could not be read"),
+            });
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| invalid(&format!("the body is not the JSON expected: {e}")))
+}
+
+fn invalid(message: &str) -> GatewayError {
+    ClaimError::Invalid(message.to_string()).into()
+}
+
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<crate::body::ResponseBody> {
+    let mut response = Response::new(full(value.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

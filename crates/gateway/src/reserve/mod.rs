@@ -1,0 +1,166 @@
+//! The reservation engine inside the gateway: one per process, opened from its ledger at start, kept across
+//! reloads, served as a route target ([`api`]) so rooms and limits apply in front of it, and managed on the
+//! admin listener.
+//!
+//! The gateway adds three things to the engine: time (the clock, and a ticker that returns expired holds
+//! within a tick of their expiry), notifications (a claim's watchers hear about promotions and expiries once
+//! they are durable) and metrics.
+
+pub mod api;
+mod spec;
+mod sse;
+mod view;
+mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use spillway_config::Config;
+use spillway_core::reserve::{Claim, ClaimRequest, Counts, Event, InventorySpec, Reply};
+use spillway_reserve::{Reservations, ReserveError};
+use spillway_store::sqlite::LedgerStats;
+
+use crate::clock::Clock;
+use crate::metrics::{Metrics, ReserveMetrics};
+
+pub use api::ReserveTarget;
+pub use spec::spec_from_config;
+pub use view::{claim_json, inventory_json};
+
+#[derive(Debug)]
+pub struct ReserveHandle {
+    service: Reservations,
+    ledger: PathBuf,
+    stats: Arc<LedgerStats>,
+    watchers: watch::Watchers,
+    metrics: ReserveMetrics,
+    clock: Clock,
+}
+
+impl ReserveHandle {
+    /// Opens the ledger and rebuilds the engine's state from it.
+    pub fn open(path: &Path, metrics: &Metrics, clock: &Clock) -> Result<Arc<Self>, ReserveError> {
+        let (service, stats) = Reservations::open(path)?;
+        let handle = Self {
+            service,
+            ledger: path.to_path_buf(),
+            stats,
+            watchers: watch::Watchers::default(),
+            metrics: metrics.reserve(),
+            clock: clock.clone(),
+        };
+        Ok(Arc::new(handle))
+    }
+
+    pub fn ledger_path(&self) -> &Path {
+        &self.ledger
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Creates the configured inventories the ledger does not have yet. One the ledger has is left as it is
+    /// (with a warning if the file now says something else): claims were made against it.
+    pub async fn apply(&self, config: &Config) -> Result<(), ReserveError> {
+        for (name, inventory) in &config.inventories {
+            let spec = spec_from_config(name, inventory).map_err(spillway_core::reserve::ClaimError::Invalid)?;
+            match self.service.inventory(name) {
+                Some((existing, _)) if existing != spec => {
+                    tracing::warn!(inventory = %name, "inventories.{name} differs from the ledger's; the ledger's stands");
+                }
+                Some(_) => {}
+                None => {
+                    self.service.create_inventory(spec).await?;
+                    tracing::info!(inventory = %name, "inventory created from the config");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn create_inventory(&self, spec: InventorySpec) -> Result<(), ReserveError> {
+        self.service.create_inventory(spec).await
+    }
+
+    pub async fn claim(&self, req: &ClaimRequest) -> Result<Reply, ReserveError> {
+        let result = self.service.claim(req, self.now_ms()).await;
+        self.metrics.claim(&req.inventory, &result);
+        result
+    }
+
+    pub async fn confirm(&self, claim: u64) -> Result<(), ReserveError> {
+        let events = self.service.confirm(claim, self.now_ms()).await?;
+        self.watchers.notify(&events);
+        Ok(())
+    }
+
+    pub async fn cancel(&self, claim: u64) -> Result<(), ReserveError> {
+        let events = self.service.cancel(claim, self.now_ms()).await?;
+        self.watchers.notify(&events);
+        Ok(())
+    }
+
+    /// Returns the stock of holds that ran out and tells their holders and whoever the line promoted.
+    pub async fn tick(&self) -> Result<(), ReserveError> {
+        let events = self.service.expire(self.now_ms()).await?;
+        self.watchers.notify(&events);
+        self.watchers.forget_unwatched();
+        Ok(())
+    }
+
+    pub fn get(&self, claim: u64) -> Option<Claim> {
+        self.service.get(claim)
+    }
+
+    pub fn position(&self, claim: u64) -> Option<u64> {
+        self.service.position(claim)
+    }
+
+    pub fn inventory(&self, id: &str) -> Option<(InventorySpec, Counts)> {
+        self.service.inventory(id)
+    }
+
+    pub fn inventory_holds(&self, id: &str) -> Option<bool> {
+        self.service.holds(id)
+    }
+
+    pub fn inventories(&self) -> Vec<(InventorySpec, Counts)> {
+        self.service.inventories()
+    }
+
+    pub fn claims_of(&self, inventory: &str, user: &str) -> Vec<Claim> {
+        self.service.claims_of(inventory, user)
+    }
+
+    /// Publishes the per-inventory figures and the ledger's counters; called at scrape time.
+    pub fn publish(&self) {
+        for (spec, counts) in self.service.inventories() {
+            self.metrics.inventory(&spec.id, &counts);
+        }
+        let s = &self.stats;
+        self.metrics.ledger(
+            s.commits.load(Ordering::Relaxed),
+            s.appends.load(Ordering::Relaxed),
+            s.events.load(Ordering::Relaxed),
+            s.commit_micros.load(Ordering::Relaxed),
+        );
+    }
+
+    fn watch(&self, claim: u64) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.watchers.watch(claim, &self.service)
+    }
+}
+
+/// The claim an event is about, if any.
+fn claim_of(event: &Event) -> Option<u64> {
+    match event {
+        Event::InventoryCreated(_) => None,
+        Event::Claimed { claim, .. }
+        | Event::Confirmed { claim, .. }
+        | Event::Cancelled { claim, .. }
+        | Event::Expired { claim, .. }
+        | Event::Promoted { claim, .. } => Some(*claim),
+    }
+}
