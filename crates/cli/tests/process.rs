@@ -1,95 +1,14 @@
 //! The real `spillway` binary as a user runs it: signals, reloads, exit codes, memory while streaming.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
-use std::io::BufRead;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use futures_util::StreamExt;
 use serde_json::Value;
-use spillway_testkit::{Origin, TOKEN, client};
-use tokio::sync::mpsc;
+use spillway_testkit::{Origin, Spillway, TOKEN, client};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spillway");
-/// A safety net so a broken build fails instead of hanging; events, not this, decide when to go on.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-struct Spillway {
-    child: Child,
-    logs: mpsc::UnboundedReceiver<Value>,
-    public: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Spillway {
-    async fn serve(config: &Path) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(config)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, logs) = mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => drop(tx.send(v)),
-                    Err(_) => panic!("non-JSON log line: {line}"),
-                }
-            }
-        });
-        let mut s = Self { child, logs, public: ([0, 0, 0, 0], 0).into(), admin: ([0, 0, 0, 0], 0).into() };
-        let listening = s.log("listening").await;
-        s.public = listening["public"].as_str().unwrap().parse().unwrap();
-        s.admin = listening["admin"].as_str().unwrap().parse().unwrap();
-        s
-    }
-
-    /// Waits for the next log event with this message.
-    async fn log(&mut self, message: &str) -> Value {
-        loop {
-            let event = tokio::time::timeout(PATIENCE, self.logs.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no {message:?} log within {PATIENCE:?}"))
-                .unwrap_or_else(|| panic!("spillway exited before logging {message:?}"));
-            if event["message"] == message {
-                return event;
-            }
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
-        assert!(status.success());
-    }
-
-    /// Peak resident memory so far, from the kernel's own accounting.
-    fn peak_rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap();
-        kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap() * 1024
-    }
-
-    fn wait(mut self) -> std::process::ExitStatus {
-        self.child.wait().unwrap()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.public)
-    }
-}
-
-impl Drop for Spillway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn write_config(path: &Path, rest: &str) {
     let text = format!(
@@ -134,7 +53,7 @@ async fn sigterm_lets_the_in_flight_request_finish_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spillway.toml");
     write_config(&path, &route_to(&origin, "a"));
-    let mut gw = Spillway::serve(&path).await;
+    let mut gw = Spillway::serve(BIN, &path).await;
 
     let held = tokio::spawn(client().get(gw.url("/hold")).send());
     origin.arrived.notified().await;
@@ -154,7 +73,7 @@ async fn sighup_applies_a_good_file_and_keeps_the_running_config_on_a_bad_one() 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spillway.toml");
     write_config(&path, &route_to(&a, "a"));
-    let mut gw = Spillway::serve(&path).await;
+    let mut gw = Spillway::serve(BIN, &path).await;
     let http = client();
     let origin_of = |url: String| {
         let http = http.clone();
@@ -191,7 +110,7 @@ async fn fifty_megabytes_stream_through_both_ways_in_little_memory() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spillway.toml");
     write_config(&path, &route_to(&origin, "a"));
-    let gw = Spillway::serve(&path).await;
+    let gw = Spillway::serve(BIN, &path).await;
     let http = client();
     let before = gw.peak_rss_bytes();
 

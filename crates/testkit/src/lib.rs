@@ -15,6 +15,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use spillway_config::Config;
 use tokio::net::TcpListener;
+
+mod process;
+pub use process::Spillway;
 use tokio::sync::Notify;
 
 type OriginBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
