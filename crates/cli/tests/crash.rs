@@ -102,16 +102,20 @@ async fn verify(gw: &Spillway, book: &Mutex<Ledgerbook>, http: &reqwest::Client,
     }
     let inventory: Value = http.get(format!("{base}/api/inventories/drop")).send().await.unwrap().json().await.unwrap();
     let confirmed = inventory["confirmed"].as_u64().unwrap();
-    let book = book.lock().unwrap();
-    assert!(confirmed <= stock, "oversold: {confirmed} of {stock}");
-    assert_eq!(confirmed, book.acked.len() as u64, "the ledger holds exactly the acknowledged claims");
+    let (sample, sold_out) = {
+        let book = book.lock().unwrap();
+        assert!(confirmed <= stock, "oversold: {confirmed} of {stock}");
+        assert_eq!(confirmed, book.acked.len() as u64, "the ledger holds exactly the acknowledged claims");
+        let sample: Vec<(u64, u64)> = book.acked.iter().filter(|(u, _)| *u % 17 == 0).map(|(u, c)| (*u, *c)).collect();
+        (sample, book.sold_out.iter().rev().take(20).copied().collect::<Vec<u64>>())
+    };
     // A sample of acknowledged claims, read back: same id, same user, still confirmed.
-    for (user, id) in book.acked.iter().filter(|(u, _)| *u % 17 == 0) {
+    for (user, id) in sample {
         let c: Value =
             http.get(format!("{base}/api/claims/{id}?user=u{user}")).send().await.unwrap().json().await.unwrap();
         assert_eq!((&c["status"], &c["user"]), (&json!("confirmed"), &json!(format!("u{user}"))), "claim {id}");
     }
-    for user in book.sold_out.iter().rev().take(20) {
+    for user in sold_out {
         let list: Value = http
             .get(format!("{base}/api/inventories/drop/claims?user=u{user}"))
             .send()
