@@ -19,20 +19,9 @@ BASE_PORT=${BASE_PORT:-18080}  # another base avoids clashing with a run from an
 ORIGIN_PORT=$BASE_PORT SPILLWAY_PORT=$((BASE_PORT + 1)) NGINX_PORT=$((BASE_PORT + 2)) NGINX_LIMIT_PORT=$((BASE_PORT + 3))
 ADMIN_PORT=$((BASE_PORT + 11))
 
-need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
-if ! need nginx || ! need wrk; then
-    echo "installing nginx and wrk from Debian" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null \
-        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null
-fi
+source bench/lib.sh
+need_packages nginx wrk
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/spillway
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
 
 "$BIN" origin --listen 127.0.0.1:$ORIGIN_PORT 2>"$WORK/origin.log" & PIDS+=($!)
 
@@ -106,7 +95,6 @@ run() { # name port conns [path] -> "rps p50 p99"
     echo "$rps $p50 $p99"
 }
 
-median() { sort -g | awk '{ a[NR]=$1 } END { if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores; wrk -t2 -d$DURATION; $PAIRS alternating pairs"
 printf "%-6s %-5s %-14s %10s %9s %9s\n" conns pair proxy req/s p50_ms p99_ms

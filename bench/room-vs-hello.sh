@@ -19,19 +19,10 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 HELLO_PORT=18180 GATEWAY_PORT=18181 ADMIN_PORT=18191
 
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "installing wrk from Debian" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-fi
+source bench/lib.sh
+need_packages wrk
 
-cargo build --release --quiet
-BIN=target/release/spillway
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-"$BIN" origin --listen 127.0.0.1:$HELLO_PORT 2>"$WORK/hello.log" & PIDS+=($!)
+start hello "$BIN" origin --listen 127.0.0.1:$HELLO_PORT
 cat >"$WORK/spillway.toml" <<TOML
 [server]
 listen = "127.0.0.1:$GATEWAY_PORT"
@@ -51,13 +42,11 @@ queue_grace = "1h"
 upstream = "origin"
 policies = ["room:bench"]
 TOML
-"$BIN" serve --config "$WORK/spillway.toml" 2>"$WORK/spillway.log" & PIDS+=($!)
+start spillway "$BIN" serve --config "$WORK/spillway.toml"
 
 STATUS="http://127.0.0.1:$GATEWAY_PORT/_spillway/rooms/bench/status"
-for url in "http://127.0.0.1:$HELLO_PORT/" "$STATUS"; do
-    for _ in $(seq 100); do curl -fs "$url" >/dev/null && break; sleep 0.1; done
-    curl -fs "$url" >/dev/null || { echo "$url never answered" >&2; cat "$WORK"/*.log >&2; exit 1; }
-done
+wait_for "http://127.0.0.1:$HELLO_PORT/"
+wait_for "$STATUS"
 # The room is paused for the whole run, so nobody is admitted: every join takes a place and every status poll
 # is a waiting client's poll (a released ticket would be spent, and its next poll would be a join again).
 curl -fs -X POST -H 'Authorization: Bearer bench' "http://127.0.0.1:$ADMIN_PORT/rooms/bench/pause" >/dev/null
@@ -74,7 +63,6 @@ run() { # url [cookie] -> req/s
     awk '/Non-2xx|Socket errors/ { print "  " $0 > "/dev/stderr" }' <<<"$out"
     awk '/Requests\/sec/ { print $2 }' <<<"$out"
 }
-median() { sort -g | awk '{ a[NR]=$1 } END { if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores; wrk -t2 -c$CONNS -d$DURATION; $ROUNDS alternating rounds"
 printf "%-6s %12s %12s %12s\n" round hello join status
@@ -84,8 +72,8 @@ for round in $(seq "$ROUNDS"); do
     join=$(run "$STATUS")
     status=$(run "$STATUS" "$TICKET")
     printf "%-6s %12s %12s %12s\n" "$round" "$hello" "$join" "$status"
-    awk -v a="$join" -v b="$hello" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/join"
-    awk -v a="$status" -v b="$hello" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/status"
+    ratio "$join" "$hello" >>"$WORK/join"
+    ratio "$status" "$hello" >>"$WORK/status"
 done
 echo "median ratio join/hello: $(median <"$WORK/join")   status/hello: $(median <"$WORK/status")   (target >= 0.8)"
 curl -fs -H 'Authorization: Bearer bench' "http://127.0.0.1:$ADMIN_PORT/rooms/bench" \
