@@ -186,7 +186,12 @@ impl Inventory {
     }
 
     pub fn counts(&self) -> Counts {
-        Counts { capacity: self.spec.capacity(), taken: self.taken, held: self.held, waitlisted: self.waitlist.len() as u64 }
+        Counts {
+            capacity: self.spec.capacity(),
+            taken: self.taken,
+            held: self.held,
+            waitlisted: self.waitlist.len() as u64,
+        }
     }
 
     /// Recounts from the claims and compares with the running figures.
