@@ -215,3 +215,51 @@ fn a_multi_band_limit_parses() {
     assert_eq!(api.effective_bands().len(), 2);
     assert_eq!(api.key.0, [KeyPart::Header("x-api-key".into()), KeyPart::Route]);
 }
+
+#[test]
+fn inventory_errors_name_the_key() {
+    assert_err("[inventories.drop]\nper_user_limit = 1\n", "inventories.drop.stock", "required");
+    assert_err("[inventories.drop]\nstock = 5\nunits = [\"A-1\"]\n", "inventories.drop.units", "not both");
+    assert_err(
+        "[inventories.show]\nunits = [\"A-1..3\", \"A-2\"]\n",
+        "inventories.show.units",
+        "\"A-2\" is listed twice",
+    );
+    assert_err("[inventories.show]\nunits = [\"A-5..1\"]\n", "inventories.show.units", "a range is written");
+    assert_err(
+        "[inventories.show]\nunits = [\"A-1..3\"]\n[inventories.show.attributes]\n\"B-1\" = { price = \"1\" }\n",
+        "inventories.show.attributes",
+        "no unit \"B-1\"",
+    );
+    assert_err("[inventories.drop]\nstock = 5\nper_user_limit = 0\n", "inventories.drop.per_user_limit", "at least 1");
+    assert_err("[inventories.drop]\nstock = 5\nhold = \"300\"\n", "inventories.drop.hold", "time unit needed");
+    assert_err(
+        "[inventories.drop]\nstock = 5\nopens_at = \"2026-12-04T10:00:00+09:00\"\ncloses_at = \"2026-12-04T09:00:00+09:00\"\n",
+        "inventories.drop.closes_at",
+        "after opens_at",
+    );
+    assert_err("[inventories.\"a b\"]\nstock = 5\n", "inventories.a b", "letters, digits");
+    assert_err("[[routes]]\npath = \"/r\"\n", "routes[0].upstream", "target = \"reservations\"");
+    assert_err(
+        "[[routes]]\npath = \"/r\"\nupstream = \"shop\"\ntarget = \"reservations\"\n",
+        "routes[0].target",
+        "not both",
+    );
+    assert_err("[[routes]]\npath = \"/r\"\ntarget = \"coupons\"\n", "routes[0].target", "unknown variant");
+    assert_err("[reservations]\nuser_header = \"x user\"\n", "reservations.user_header", "header name");
+}
+
+#[test]
+fn inventories_and_a_reservations_route_parse() {
+    let config = Config::parse(&format!(
+        "{BASE}\n[inventories.show]\nunits = [\"A-1..20\", \"B-01..10\"]\nhold = \"5m\"\nwaitlist = true\n\
+         [inventories.show.attributes]\n\"A-1..20\" = {{ section = \"floor\" }}\n\
+         [[routes]]\npath = \"/api\"\ntarget = \"reservations\"\n"
+    ))
+    .expect("valid");
+    let show = &config.inventories["show"];
+    let units = show.unit_names().unwrap();
+    assert_eq!((units.len(), units[20].as_str(), units[29].as_str()), (30, "B-01", "B-10"));
+    assert_eq!(show.unit_attributes().unwrap()["A-7"]["section"], "floor");
+    assert_eq!(config.reservations.ledger.to_str(), Some("spillway-ledger.db"));
+}
