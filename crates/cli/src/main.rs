@@ -36,10 +36,26 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Run a small sample origin to put behind the gateway in rehearsals and examples.
+    /// Run a sample origin to put behind the gateway in rehearsals, examples and benchmarks. With no options
+    /// it answers at once; the options make it slow, saturated or failing, and `/_origin/` changes that live.
     Origin {
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
+        /// Time per request: "20ms", "10ms..50ms" (uniform) or "exp:30ms" (exponential with this mean).
+        #[arg(long, default_value = "0ms", value_parser = origin::Latency::parse)]
+        latency: origin::Latency,
+        /// Share of requests answered 500, from 0 to 1.
+        #[arg(long, default_value_t = 0.0, value_parser = error_rate)]
+        error_rate: f64,
+        /// Most requests served at once; past it, see --overflow.
+        #[arg(long, value_name = "N")]
+        max_concurrency: Option<NonZeroUsize>,
+        /// Past --max-concurrency: answer 503 at once, or wait for a slot.
+        #[arg(long, value_enum, default_value = "reject")]
+        overflow: origin::Overflow,
+        /// "text" or "json" logs on stderr.
+        #[arg(long, default_value = "text", value_parser = log_format)]
+        log_format: spillway_config::LogFormat,
     },
 }
 
@@ -50,7 +66,30 @@ fn main() -> ExitCode {
         Command::Serve { config, workers } => {
             serve::run(&config, workers.map_or_else(Workers::per_core, Workers::Threads))
         }
-        Command::Origin { listen } => origin::run(listen),
+        Command::Origin { listen, latency, error_rate, max_concurrency, overflow, log_format } => {
+            origin::run(origin::Options {
+                listen,
+                log_format,
+                behaviour: origin::Behaviour { latency, error_rate },
+                max_concurrency: max_concurrency.map(NonZeroUsize::get),
+                overflow,
+            })
+        }
+    }
+}
+
+fn log_format(s: &str) -> Result<spillway_config::LogFormat, String> {
+    match s {
+        "text" => Ok(spillway_config::LogFormat::Text),
+        "json" => Ok(spillway_config::LogFormat::Json),
+        _ => Err(format!("{s:?}: \"text\" or \"json\"")),
+    }
+}
+
+fn error_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{s:?}: a share from 0 to 1, like 0.05")),
     }
 }
 

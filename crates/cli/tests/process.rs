@@ -133,3 +133,35 @@ async fn fifty_megabytes_stream_through_both_ways_in_little_memory() {
     assert!(peak - before < 8 * 1024 * 1024, "peak RSS grew by {} KiB while streaming", (peak - before) / 1024);
     assert!(peak < 32 * 1024 * 1024, "peak RSS {} KiB", peak / 1024);
 }
+
+#[tokio::test]
+async fn the_sample_origin_fails_slows_and_saturates_on_command() {
+    let origin = Spillway::origin(BIN, &["--max-concurrency", "1", "--overflow", "reject"]).await;
+    let http = client();
+    let base = format!("http://{}", origin.public);
+    assert_eq!(http.get(format!("{base}/shop")).send().await.unwrap().status(), 200);
+
+    let failed = http.post(format!("{base}/_origin/fail")).send().await.unwrap();
+    assert_eq!(failed.json::<Value>().await.unwrap()["error_rate"], 1.0);
+    assert_eq!(http.get(format!("{base}/shop")).send().await.unwrap().status(), 500);
+
+    // Slow enough that a second request arrives while the first holds the only slot.
+    http.post(format!("{base}/_origin/normal")).send().await.unwrap();
+    let slow = http.post(format!("{base}/_origin/slow?latency=30s")).send().await.unwrap();
+    assert!(slow.json::<Value>().await.unwrap()["latency"].as_str().unwrap().contains("30s"));
+    let first = tokio::spawn({
+        let (http, base) = (http.clone(), base.clone());
+        async move { http.get(format!("{base}/shop")).send().await.map(|r| r.status()) }
+    });
+    loop {
+        let state: Value = http.get(format!("{base}/_origin/state")).send().await.unwrap().json().await.unwrap();
+        if state["in_flight"] == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(http.get(format!("{base}/shop")).send().await.unwrap().status(), 503, "the only slot is taken");
+    first.abort();
+    let bad = http.post(format!("{base}/_origin/slow?latency=soon")).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+}

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 /// A safety net so a broken build fails instead of hanging; events, not this, decide when to go on.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A `spillway serve` child process, with its JSON log lines readable as events.
+/// A `spillway` child process (`serve`, `origin`), with its JSON log lines readable as events.
 #[derive(Debug)]
 pub struct Spillway {
     pub child: Child,
@@ -25,9 +25,26 @@ pub struct Spillway {
 impl Spillway {
     /// Starts `bin serve --config config` (the config must log JSON) and waits until it listens.
     pub async fn serve(bin: &str, config: &Path) -> Self {
+        let config = config.to_str().unwrap();
+        let (mut s, listening) = Self::start(bin, &["serve", "--config", config], "listening").await;
+        s.public = listening["public"].as_str().unwrap().parse().unwrap();
+        s.admin = listening["admin"].as_str().unwrap().parse().unwrap();
+        s
+    }
+
+    /// Starts `bin origin --listen 127.0.0.1:0 --log-format json ARGS...`; `public` is where it listens.
+    pub async fn origin(bin: &str, args: &[&str]) -> Self {
+        let mut all = vec!["origin", "--listen", "127.0.0.1:0", "--log-format", "json"];
+        all.extend_from_slice(args);
+        let (mut s, listening) = Self::start(bin, &all, "sample origin listening").await;
+        s.public = listening["listen"].as_str().unwrap().parse().unwrap();
+        s
+    }
+
+    /// Starts `bin ARGS...` (logging JSON) and waits for the log event `ready`, which it returns.
+    pub async fn start(bin: &str, args: &[&str], ready: &str) -> (Self, Value) {
         let mut child = Command::new(bin)
-            .args(["serve", "--config"])
-            .arg(config)
+            .args(args)
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -44,10 +61,8 @@ impl Spillway {
             }
         });
         let mut s = Self { child, logs, public: ([0, 0, 0, 0], 0).into(), admin: ([0, 0, 0, 0], 0).into() };
-        let listening = s.log("listening").await;
-        s.public = listening["public"].as_str().unwrap().parse().unwrap();
-        s.admin = listening["admin"].as_str().unwrap().parse().unwrap();
-        s
+        let event = s.log(ready).await;
+        (s, event)
     }
 
     /// Waits for the next log event with this message.
