@@ -2,7 +2,9 @@
 //! opens a socket or draws entropy on its own. The I/O shells around them (the gateway, the stores) stay
 //! thin, and these can be tested exhaustively on a manual clock.
 
+pub mod cache;
 pub mod limit;
 pub mod reserve;
 pub mod room;
+pub mod shield;
 pub mod token;
