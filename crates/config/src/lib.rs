@@ -15,6 +15,7 @@ mod room;
 mod route;
 mod secret;
 mod server;
+mod shield;
 mod size;
 mod timestamp;
 mod upstream;
@@ -35,6 +36,7 @@ pub use room::{Activation, Queueing, RoomConfig};
 pub use route::{PolicyRef, RouteConfig, RouteTarget};
 pub use secret::Secret;
 pub use server::{ForwardedHeader, ServerConfig, TlsConfig};
+pub use shield::{AdaptiveAlgorithm, BreakerScope, Fallback, Priority, ShieldConfig, ShieldWindow};
 pub use size::ByteSize;
 pub use timestamp::Timestamp;
 pub use upstream::{Balance, UpstreamConfig};
@@ -59,6 +61,9 @@ pub struct Config {
     /// Waiting rooms, by name; a route applies one with the policy `room:NAME`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rooms: BTreeMap<String, RoomConfig>,
+    /// Origin shields, by name; a route applies one with the policy `shield:NAME`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shields: BTreeMap<String, ShieldConfig>,
     /// The reservation engine's ledger and identity settings.
     #[serde(default)]
     pub reservations: ReservationsConfig,

@@ -25,6 +25,9 @@ pub struct RouteConfig {
     /// Policies applied in order, each `kind:name` (for example `room:sale`, `limit:per_ip`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicyRef>,
+    /// When a shield must shed load, the lowest priorities go first.
+    #[serde(default)]
+    pub priority: crate::Priority,
 }
 
 /// Targets built into the gateway.

@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, HashSet};
 use crate::keys::MIN_SECRET_BYTES;
 use crate::{
     Action, AlgorithmKind, Config, ConfigError, InventoryConfig, KeyPart, LimitConfig, Refill, RoomConfig,
-    UpstreamConfig,
+    ShieldConfig, UpstreamConfig,
 };
 
 /// Policy kinds this build knows, each with the section its names refer to. Each policy capability adds its
 /// line here and its section to [`Config`].
-const POLICY_KINDS: &[(&str, &str)] = &[("room", "rooms"), ("limit", "limits")];
+const POLICY_KINDS: &[(&str, &str)] = &[("room", "rooms"), ("limit", "limits"), ("shield", "shields")];
 
 /// Most requests an exact sliding log may count per key: it keeps one timestamp per request.
 const MAX_LOG_LIMIT: u64 = 10_000;
@@ -30,6 +30,9 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     for (name, limit) in &config.limits {
         self::limit(name, limit, config)?;
     }
+    for (name, shield) in &config.shields {
+        self::shield(name, shield)?;
+    }
     for (name, inventory) in &config.inventories {
         self::inventory(name, inventory)?;
     }
@@ -39,6 +42,68 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
         }
     }
     routes(config)
+}
+
+fn shield(name: &str, s: &ShieldConfig) -> Result<(), ConfigError> {
+    let key = |field: &str| format!("shields.{name}.{field}");
+    if !is_name(name) {
+        return Err(ConfigError::invalid(format!("shields.{name}"), "name must be letters, digits, '-' or '_'"));
+    }
+    if s.timeout.get().is_zero() {
+        return Err(ConfigError::invalid(key("timeout"), "must be greater than 0"));
+    }
+    if s.retries > 10 {
+        return Err(ConfigError::invalid(key("retries"), "at most 10"));
+    }
+    for (field, rate) in
+        [("retry_budget", s.retry_budget), ("failure_rate", s.failure_rate), ("slow_call_rate", s.slow_call_rate)]
+    {
+        if !(0.0..=1.0).contains(&rate) || (field != "retry_budget" && rate == 0.0) {
+            return Err(ConfigError::invalid(
+                key(field),
+                "a share: greater than 0 and at most 1 (0 allowed for retry_budget)",
+            ));
+        }
+    }
+    for (i, f) in s.failure_on.iter().enumerate() {
+        let ok = matches!(f.as_str(), "5xx" | "4xx" | "timeout" | "connect")
+            || f.parse::<u16>().is_ok_and(|c| (400..=599).contains(&c));
+        if !ok {
+            return Err(ConfigError::invalid(
+                format!("shields.{name}.failure_on[{i}]"),
+                format!("{f:?}: one of \"5xx\", \"4xx\", a status from 400 to 599, \"timeout\", \"connect\""),
+            ));
+        }
+    }
+    s.parsed_window().map_err(|reason| ConfigError::invalid(key("window"), reason))?;
+    if s.minimum_calls == 0 {
+        return Err(ConfigError::invalid(key("minimum_calls"), "must be at least 1"));
+    }
+    if s.half_open_calls == 0 {
+        return Err(ConfigError::invalid(key("half_open_calls"), "must be at least 1"));
+    }
+    if s.open_for.get().is_zero() {
+        return Err(ConfigError::invalid(key("open_for"), "must be greater than 0"));
+    }
+    match (s.max_concurrency, s.adaptive) {
+        (Some(0), _) => return Err(ConfigError::invalid(key("max_concurrency"), "must be at least 1")),
+        (None, Some(_)) => {
+            return Err(ConfigError::invalid(key("adaptive"), "needs max_concurrency, the most it may reach"));
+        }
+        (Some(max), Some(_)) if s.min_concurrency == 0 || s.min_concurrency > max => {
+            return Err(ConfigError::invalid(
+                key("min_concurrency"),
+                format!("must be from 1 to max_concurrency ({max})"),
+            ));
+        }
+        _ => {}
+    }
+    if let Some(f) = &s.fallback {
+        if !(200..=599).contains(&f.status) {
+            return Err(ConfigError::invalid(key("fallback.status"), "a status from 200 to 599"));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn inventory(name: &str, inv: &InventoryConfig) -> Result<(), ConfigError> {
@@ -368,6 +433,7 @@ fn routes(config: &Config) -> Result<(), ConfigError> {
             let names: Vec<&str> = match section {
                 "rooms" => config.rooms.keys().map(String::as_str).collect(),
                 "limits" => config.limits.keys().map(String::as_str).collect(),
+                "shields" => config.shields.keys().map(String::as_str).collect(),
                 _ => Vec::new(),
             };
             if !names.contains(&policy.name.as_str()) {

@@ -54,8 +54,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             tracing::warn!(room = %room.name, error = %e, "cannot read the room's figures");
         }
     }
-    if let Some(reservations) = &shared.runtime.load().reservations {
+    let runtime = shared.runtime.load_full();
+    if let Some(reservations) = &runtime.reservations {
         reservations.publish();
+    }
+    for shield in runtime.shields.values() {
+        shield.publish();
     }
     let mut response = shared.metrics.encode().into_response();
     response.headers_mut().insert(

@@ -41,6 +41,10 @@ pub enum GatewayError {
     ReservationsOff,
     #[error("{0}")]
     Unauthenticated(String),
+    #[error("the circuit breaker for {scope} is open; retry after {} s", retry_after_secs(*.retry_after))]
+    CircuitOpen { scope: String, retry_after: Duration },
+    #[error("the origin is overloaded; retry after {} s", retry_after_secs(*.retry_after))]
+    Overloaded { retry_after: Duration },
 }
 
 impl From<spillway_core::reserve::ClaimError> for GatewayError {
@@ -86,6 +90,7 @@ impl GatewayError {
             Self::Reserve(e) => reserve_status(e),
             Self::ReservationsOff => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::CircuitOpen { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -107,6 +112,8 @@ impl GatewayError {
             Self::Reserve(spillway_reserve::ReserveError::Ledger(_)) => "ledger_unavailable",
             Self::ReservationsOff => "reservations_unavailable",
             Self::Unauthenticated(_) => "unauthenticated",
+            Self::CircuitOpen { .. } => "circuit_open",
+            Self::Overloaded { .. } => "overloaded",
         }
     }
 
@@ -138,7 +145,10 @@ impl GatewayError {
         let mut response = Response::new(full(body));
         *response.status_mut() = status;
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        if let Self::RateLimited { retry_after, .. } = &self {
+        if let Self::RateLimited { retry_after, .. }
+        | Self::CircuitOpen { retry_after, .. }
+        | Self::Overloaded { retry_after } = &self
+        {
             response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after_secs(*retry_after)));
         }
         response

@@ -22,6 +22,7 @@ pub mod room;
 pub mod router;
 pub mod runtime;
 pub mod server;
+pub mod shield;
 mod tls;
 pub mod upstream;
 pub mod workers;

@@ -71,6 +71,30 @@ struct InventoryLabels {
     inventory: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShieldLabels {
+    shield: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShieldScopeLabels {
+    shield: String,
+    scope: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShieldTransitionLabels {
+    shield: String,
+    scope: String,
+    to: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShieldReasonLabels {
+    shield: String,
+    reason: &'static str,
+}
+
 /// Upper bounds in seconds for estimated waits shown to clients: ten seconds to four hours.
 const WAIT_BUCKETS: [f64; 12] =
     [10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 10800.0, 14400.0];
@@ -102,6 +126,19 @@ pub struct Metrics {
     limit_requests: Family<LimitLabels, Counter>,
     limit_keys: Family<LimitKeyLabels, Gauge>,
     reserve: ReserveMetrics,
+    shield: ShieldFamilies,
+}
+
+/// The shields' metric families, shared by every shield (each labels its own).
+#[derive(Debug, Clone, Default)]
+struct ShieldFamilies {
+    state: Family<ShieldScopeLabels, Gauge>,
+    transitions: Family<ShieldTransitionLabels, Counter>,
+    refused: Family<ShieldReasonLabels, Counter>,
+    retries: Family<ShieldReasonLabels, Counter>,
+    fallbacks: Family<ShieldLabels, Counter>,
+    in_flight: Family<ShieldLabels, Gauge>,
+    limit: Family<ShieldLabels, Gauge>,
 }
 
 /// The room counters exported from the model's running totals: name, help.
@@ -139,6 +176,7 @@ impl Metrics {
             limit_requests: Family::default(),
             limit_keys: Family::default(),
             reserve: ReserveMetrics::default(),
+            shield: ShieldFamilies::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "Requests answered, by route and status class", m.requests.clone());
@@ -196,6 +234,34 @@ impl Metrics {
             m.limit_requests.clone(),
         );
         registry.register("limit_keys", "Keys each rate limit tracks", m.limit_keys.clone());
+        let sh = &m.shield;
+        registry.register(
+            "shield_breaker_state",
+            "Circuit breaker state by shield and scope: 0 closed, 1 half-open, 2 open",
+            sh.state.clone(),
+        );
+        registry.register(
+            "shield_breaker_transitions",
+            "Circuit breaker state changes, by the state entered",
+            sh.transitions.clone(),
+        );
+        registry.register(
+            "shield_refused",
+            "Requests a shield answered itself, by reason (circuit_open, queue_full, queue_timeout, memory)",
+            sh.refused.clone(),
+        );
+        registry.register(
+            "shield_retries",
+            "Retries made (attempted) and retries the budget refused (budget_exhausted)",
+            sh.retries.clone(),
+        );
+        registry.register("shield_fallbacks", "Fallback answers sent instead of an error", sh.fallbacks.clone());
+        registry.register("shield_in_flight", "Requests in flight through a shield's bulkhead", sh.in_flight.clone());
+        registry.register(
+            "shield_concurrency_limit",
+            "The bulkhead's current limit (moves when adaptive)",
+            sh.limit.clone(),
+        );
         let r = &m.reserve;
         registry.register(
             "reserve_claims",
@@ -266,6 +332,10 @@ impl Metrics {
         });
         let keys = self.limit_keys.get_or_create(&LimitKeyLabels { limit: limit.to_string() }).clone();
         LimitMetrics { counters: Arc::new(counters), keys }
+    }
+
+    pub fn shield(&self, shield: &str) -> ShieldMetrics {
+        ShieldMetrics { name: shield.to_string(), families: self.shield.clone() }
     }
 
     pub fn reserve(&self) -> ReserveMetrics {
@@ -446,5 +516,51 @@ impl ReserveMetrics {
         self.events.inc_by(now[2].saturating_sub(last[2]));
         self.commit_seconds.inc_by(now[3].saturating_sub(last[3]) as f64 / 1e6);
         *last = now;
+    }
+}
+
+/// One shield's figures.
+#[derive(Debug, Clone)]
+pub struct ShieldMetrics {
+    name: String,
+    families: ShieldFamilies,
+}
+
+impl ShieldMetrics {
+    pub fn state(&self, scope: &str, state: &str) {
+        let value = match state {
+            "open" => 2,
+            "half_open" => 1,
+            _ => 0,
+        };
+        self.families
+            .state
+            .get_or_create(&ShieldScopeLabels { shield: self.name.clone(), scope: scope.to_string() })
+            .set(value);
+    }
+
+    pub fn transition(&self, scope: &str, to: &'static str) {
+        let labels = ShieldTransitionLabels { shield: self.name.clone(), scope: scope.to_string(), to };
+        self.families.transitions.get_or_create(&labels).inc();
+        self.state(scope, to);
+        tracing::info!(shield = %self.name, scope, to, "circuit breaker changed state");
+    }
+
+    pub fn refused(&self, reason: &'static str) {
+        self.families.refused.get_or_create(&ShieldReasonLabels { shield: self.name.clone(), reason }).inc();
+    }
+
+    pub fn retry(&self, reason: &'static str) {
+        self.families.retries.get_or_create(&ShieldReasonLabels { shield: self.name.clone(), reason }).inc();
+    }
+
+    pub fn fallback(&self) {
+        self.families.fallbacks.get_or_create(&ShieldLabels { shield: self.name.clone() }).inc();
+    }
+
+    pub fn gate(&self, in_flight: u32, limit: u32) {
+        let labels = ShieldLabels { shield: self.name.clone() };
+        self.families.in_flight.get_or_create(&labels).set(i64::from(in_flight));
+        self.families.limit.get_or_create(&labels).set(i64::from(limit));
     }
 }

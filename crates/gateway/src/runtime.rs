@@ -19,6 +19,7 @@ use crate::proxy::ProxyTarget;
 use crate::reserve::{ReserveHandle, ReserveTarget};
 use crate::room::{RoomHandle, RoomPolicy};
 use crate::router::Router;
+use crate::shield::{ShieldHandle, ShieldPolicy};
 use crate::upstream::Upstream;
 
 #[derive(Debug)]
@@ -29,6 +30,7 @@ pub struct Runtime {
     upstreams: HashMap<String, Arc<Upstream>>,
     pub rooms: BTreeMap<String, Arc<RoomHandle>>,
     pub limits: BTreeMap<String, Arc<LimitHandle>>,
+    pub shields: BTreeMap<String, Arc<ShieldHandle>>,
     /// The reservation engine, once a route or an inventory needs it; kept across reloads.
     pub reservations: Option<Arc<ReserveHandle>>,
     pub tls: Option<Tls>,
@@ -90,6 +92,13 @@ impl Runtime {
                 .map_err(|reason| ConfigError::invalid(format!("limits.{name}.key"), reason))?;
             limits.insert(name.clone(), handle);
         }
+        let mut shields = BTreeMap::new();
+        for (name, shield) in &config.shields {
+            let previous = previous.and_then(|p| p.shields.get(name));
+            let handle = ShieldHandle::build(name, shield, previous, metrics, clock)
+                .map_err(|reason| ConfigError::invalid(format!("shields.{name}"), reason))?;
+            shields.insert(name.clone(), handle);
+        }
         let reservations = reservations(&config, previous, metrics, clock, open_ledger)?;
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, route) in config.routes.iter().enumerate() {
@@ -113,7 +122,8 @@ impl Runtime {
                 .iter()
                 .enumerate()
                 .map(|(p, policy)| {
-                    build_policy(policy, &rooms, &limits, &config)
+                    let on = PolicySite { route: &name, upstream: route.upstream.as_deref(), priority: route.priority };
+                    build_policy(policy, &rooms, &limits, &shields, &config, &on)
                         .map_err(|reason| ConfigError::invalid(format!("routes[{i}].policies[{p}]"), reason))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -131,6 +141,7 @@ impl Runtime {
             upstreams,
             rooms,
             limits,
+            shields,
             reservations,
             tls,
             access_log,
@@ -174,14 +185,27 @@ fn reservations(
         .map_err(|e| ConfigError::invalid("reservations.ledger", e.to_string()))
 }
 
+/// Where a policy stands: the route it is on.
+struct PolicySite<'a> {
+    route: &'a str,
+    upstream: Option<&'a str>,
+    priority: spillway_config::Priority,
+}
+
 /// The one place policy kinds are turned into components. Each policy capability adds its arm here.
 fn build_policy(
     policy: &PolicyRef,
     rooms: &BTreeMap<String, Arc<RoomHandle>>,
     limits: &BTreeMap<String, Arc<LimitHandle>>,
+    shields: &BTreeMap<String, Arc<ShieldHandle>>,
     config: &Config,
+    on: &PolicySite<'_>,
 ) -> Result<Arc<dyn Policy>, String> {
     match policy.kind.as_str() {
+        "shield" => shields
+            .get(&policy.name)
+            .map(|s| Arc::new(ShieldPolicy::new(s.clone(), on.upstream, on.route, on.priority)) as Arc<dyn Policy>)
+            .ok_or_else(|| format!("no shields.{}", policy.name)),
         "limit" => limits
             .get(&policy.name)
             .map(|limit| Arc::new(LimitPolicy::new(limit.clone(), config)) as Arc<dyn Policy>)

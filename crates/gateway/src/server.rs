@@ -167,6 +167,9 @@ async fn tick_rooms(shared: Arc<Shared>) {
                 tracing::warn!(error = %e, "returning expired holds failed");
             }
         }
+        if runtime.shields.values().any(|s| s.watches_memory()) {
+            crate::shield::refresh_memory();
+        }
         if n % sweep_every == 0 {
             for limit in runtime.limits.values() {
                 limit.sweep();

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,19 +28,37 @@ type OriginBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 /// - `/slow`: answers after an hour (of tokio time);
 /// - `/upload`: reads the whole body and answers with its length;
 /// - `/download/<n>`: streams `n` bytes in 64 KiB chunks;
+/// - `/gated`: waits for a permit from `gate` (none at first), then answers;
+/// - `/flaky`: answers 500 while `failing` is set, else like any other path;
 /// - anything else: JSON with the origin's name, the path and the request headers.
+///
+/// Every request counts in `hits`; `in_flight` and `max_in_flight` say how many it served at once.
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub addr: SocketAddr,
     pub arrived: Arc<Notify>,
     pub release: Arc<Notify>,
+    pub gate: Arc<tokio::sync::Semaphore>,
+    pub failing: Arc<AtomicBool>,
+    pub hits: Arc<AtomicU64>,
+    pub in_flight: Arc<AtomicU64>,
+    pub max_in_flight: Arc<AtomicU64>,
 }
 
 impl Origin {
     pub async fn start(name: &'static str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let origin = Self { addr, arrived: Arc::new(Notify::new()), release: Arc::new(Notify::new()) };
+        let origin = Self {
+            addr,
+            arrived: Arc::new(Notify::new()),
+            release: Arc::new(Notify::new()),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            failing: Arc::new(AtomicBool::new(false)),
+            hits: Arc::new(AtomicU64::new(0)),
+            in_flight: Arc::new(AtomicU64::new(0)),
+            max_in_flight: Arc::new(AtomicU64::new(0)),
+        };
         let o = origin.clone();
         tokio::spawn(async move {
             loop {
@@ -64,6 +83,19 @@ async fn answer(
     origin: Origin,
     req: Request<Incoming>,
 ) -> Result<Response<OriginBody>, Infallible> {
+    origin.hits.fetch_add(1, Ordering::SeqCst);
+    let now = origin.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    origin.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let response = serve(name, &origin, req).await;
+    origin.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn serve(
+    name: &'static str,
+    origin: &Origin,
+    req: Request<Incoming>,
+) -> Result<Response<OriginBody>, Infallible> {
     let path = req.uri().path().to_string();
     let full = |s: String| Full::new(Bytes::from(s)).boxed();
     let body = match path.as_str() {
@@ -71,6 +103,16 @@ async fn answer(
             origin.arrived.notify_one();
             origin.release.notified().await;
             full("released".into())
+        }
+        "/gated" => {
+            origin.gate.acquire().await.unwrap().forget();
+            full("gated".into())
+        }
+        "/flaky" if origin.failing.load(Ordering::SeqCst) => {
+            return Ok(Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .body(full("failing".into()))
+                .unwrap());
         }
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(3600)).await;

@@ -1,0 +1,280 @@
+//! The origin shield as a policy (`shield:NAME` on a route): load shedding and the bulkhead in front, then
+//! Retry → CircuitBreaker → Timeout around each call to the rest of the pipeline (seed 000 §7), and a
+//! fallback answer when the origin cannot be used.
+//!
+//! The decisions are the sans-IO state machines of `spillway_core::shield`; this module holds their state,
+//! measures the calls and turns refusals into answers. A shield keeps its breakers, budget and gate across
+//! reloads while its settings stay the same.
+
+mod gate;
+mod memory;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use spillway_config::{AdaptiveAlgorithm, Priority, ShieldConfig, ShieldWindow};
+use spillway_core::shield::{
+    AdaptiveKind, AdaptiveLimit, AdaptiveSettings, Breaker, BreakerSettings, BudgetSettings, RetryBudget, WindowKind,
+    backoff_ms,
+};
+use tokio::time::Instant;
+
+pub use gate::{Gate, Shed};
+pub use memory::refresh as refresh_memory;
+
+use crate::body::{RequestBody, full};
+use crate::clock::Clock;
+use crate::error::GatewayError;
+use crate::metrics::{Metrics, ShieldMetrics};
+use crate::pipeline::{Next, Outcome, Policy, ProxyRequest, RequestCtx};
+
+/// Seconds a shed request is told to wait before trying again.
+const SHED_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+pub struct ShieldHandle {
+    pub name: String,
+    config: ShieldConfig,
+    breaker: BreakerSettings,
+    /// One breaker per upstream (or per route), created on first use.
+    breakers: Mutex<HashMap<String, Breaker>>,
+    budget: Mutex<RetryBudget>,
+    gate: Option<Arc<Gate>>,
+    metrics: ShieldMetrics,
+    clock: Clock,
+}
+
+impl ShieldHandle {
+    /// Reuses `previous` while its settings are unchanged, so breakers keep their state across a reload.
+    pub fn build(
+        name: &str,
+        config: &ShieldConfig,
+        previous: Option<&Arc<ShieldHandle>>,
+        metrics: &Metrics,
+        clock: &Clock,
+    ) -> Result<Arc<Self>, String> {
+        if let Some(p) = previous.filter(|p| p.config == *config) {
+            return Ok(p.clone());
+        }
+        let window = match config.parsed_window()? {
+            ShieldWindow::Calls(n) => WindowKind::Count(n),
+            ShieldWindow::Seconds(s) => WindowKind::Time(s),
+        };
+        let breaker = BreakerSettings {
+            window,
+            failure_rate: config.failure_rate,
+            slow_call_rate: config.slow_call_rate,
+            slow_call_ms: config.slow_call.get().as_millis() as u64,
+            minimum_calls: config.minimum_calls,
+            open_for_ms: config.open_for.get().as_millis() as u64,
+            half_open_calls: config.half_open_calls,
+        };
+        let budget =
+            RetryBudget::new(BudgetSettings { ratio: config.retry_budget, min_per_second: 1, window_secs: 10 });
+        let gate = config.max_concurrency.map(|max| {
+            let adaptive = config.adaptive.map(|kind| {
+                let kind = match kind {
+                    AdaptiveAlgorithm::Gradient => AdaptiveKind::Gradient { smoothing: 0.2 },
+                    AdaptiveAlgorithm::Aimd => AdaptiveKind::Aimd { backoff: 0.9 },
+                };
+                let initial = config.min_concurrency.max(max / 4);
+                AdaptiveLimit::new(AdaptiveSettings { kind, initial, min: config.min_concurrency, max })
+            });
+            Gate::new(max, adaptive, config.max_queue, config.queue_timeout.get())
+        });
+        Ok(Arc::new(Self {
+            name: name.to_string(),
+            config: config.clone(),
+            breaker,
+            breakers: Mutex::new(HashMap::new()),
+            budget: Mutex::new(budget),
+            gate,
+            metrics: metrics.shield(name),
+            clock: clock.clone(),
+        }))
+    }
+
+    pub fn watches_memory(&self) -> bool {
+        self.config.shed_above_memory.is_some()
+    }
+
+    /// The breaker states by scope, and the gate's figures, for metrics and the admin API.
+    pub fn publish(&self) {
+        let now = self.clock.now_ms();
+        let mut breakers = self.breakers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (scope, breaker) in breakers.iter_mut() {
+            let (state, transition) = breaker.state(now);
+            if let Some(t) = transition {
+                self.metrics.transition(scope, t.to);
+            }
+            self.metrics.state(scope, state.as_str());
+        }
+        if let Some(gate) = &self.gate {
+            self.metrics.gate(gate.in_flight(), gate.limit());
+        }
+    }
+
+    fn with_breaker<T>(&self, scope: &str, f: impl FnOnce(&mut Breaker) -> T) -> T {
+        let mut breakers = self.breakers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let breaker = breakers.entry(scope.to_string()).or_insert_with(|| Breaker::new(self.breaker));
+        f(breaker)
+    }
+
+    /// Whether a finished call counts as a failure, by `failure_on`.
+    fn failed(&self, outcome: &Outcome) -> bool {
+        let on = |what: &str| self.config.failure_on.iter().any(|f| f == what);
+        match outcome {
+            Ok(response) => {
+                let status = response.status();
+                (status.is_server_error() && on("5xx"))
+                    || (status.is_client_error() && on("4xx"))
+                    || self.config.failure_on.iter().any(|f| f.parse::<u16>().is_ok_and(|c| c == status.as_u16()))
+            }
+            Err(GatewayError::UpstreamTimeout { .. }) => on("timeout"),
+            Err(GatewayError::UpstreamUnavailable { .. }) => on("connect"),
+            Err(_) => false,
+        }
+    }
+
+    fn fallback_or(&self, error: GatewayError) -> Outcome {
+        let Some(f) = &self.config.fallback else { return Err(error) };
+        self.metrics.fallback();
+        let mut response = Response::new(full(f.body.clone()));
+        *response.status_mut() = StatusCode::from_u16(f.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        if let Ok(v) = HeaderValue::from_str(&f.content_type) {
+            response.headers_mut().insert(http::header::CONTENT_TYPE, v);
+        }
+        response.headers_mut().insert("x-spillway-fallback", HeaderValue::from_static("1"));
+        Ok(response)
+    }
+}
+
+/// The shield on one route.
+#[derive(Debug)]
+pub struct ShieldPolicy {
+    handle: Arc<ShieldHandle>,
+    /// The breaker this route's calls count toward: its upstream's, or its own.
+    scope: String,
+    priority: Priority,
+}
+
+impl ShieldPolicy {
+    pub fn new(handle: Arc<ShieldHandle>, upstream: Option<&str>, route: &str, priority: Priority) -> Self {
+        let scope = match (handle.config.breaker_scope, upstream) {
+            (spillway_config::BreakerScope::Upstream, Some(upstream)) => upstream.to_string(),
+            _ => route.to_string(),
+        };
+        Self { handle, scope, priority }
+    }
+}
+
+impl Policy for ShieldPolicy {
+    fn call<'a>(&'a self, req: ProxyRequest, ctx: &'a RequestCtx, next: Next<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let h = &*self.handle;
+            if let Some(limit) = h.config.shed_above_memory {
+                if self.priority < Priority::High && memory::resident_bytes() > limit.get() {
+                    h.metrics.refused("memory");
+                    return h.fallback_or(GatewayError::Overloaded { retry_after: SHED_RETRY_AFTER });
+                }
+            }
+            let _slot = match &h.gate {
+                None => None,
+                Some(gate) => match gate.acquire(self.priority).await {
+                    Ok(slot) => Some(slot),
+                    Err(shed) => {
+                        h.metrics.refused(match shed {
+                            Shed::QueueFull => "queue_full",
+                            Shed::QueueTimeout => "queue_timeout",
+                        });
+                        return h.fallback_or(GatewayError::Overloaded { retry_after: SHED_RETRY_AFTER });
+                    }
+                },
+            };
+            self.attempts(req, ctx, next).await
+        })
+    }
+}
+
+impl ShieldPolicy {
+    /// Retry → CircuitBreaker → Timeout.
+    async fn attempts<'a>(&'a self, req: ProxyRequest, ctx: &'a RequestCtx, next: Next<'a>) -> Outcome {
+        let h = &*self.handle;
+        // Only a request that can be sent again unchanged is retried: an idempotent method, or a client
+        // that gave an idempotency key, and no body to replay.
+        let replayable = req.body().is_empty()
+            && (matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE)
+                || req.headers().contains_key("idempotency-key"));
+        let retries = if replayable { h.config.retries } else { 0 };
+        let (parts, body) = req.into_parts();
+        let mut body = Some(body);
+        lock(&h.budget).request(h.clock.now_ms());
+        let mut attempt = 0;
+        loop {
+            let request = Request::from_parts(parts.clone(), body.take().unwrap_or_else(RequestBody::empty));
+            let (permit, transition) = h.with_breaker(&self.scope, |b| b.try_acquire(h.clock.now_ms()));
+            if let Some(t) = transition {
+                h.metrics.transition(&self.scope, t.to);
+            }
+            let permit = match permit {
+                Ok(p) => p,
+                Err(refused) => {
+                    h.metrics.refused("circuit_open");
+                    let retry_after = Duration::from_millis(refused.retry_after_ms);
+                    return h.fallback_or(GatewayError::CircuitOpen { scope: self.scope.clone(), retry_after });
+                }
+            };
+            let started = Instant::now();
+            let in_flight = h.gate.as_ref().map_or(0, |g| g.in_flight());
+            let timeout = h.config.timeout.get();
+            let outcome = match tokio::time::timeout(timeout, next.run(request, ctx)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(GatewayError::UpstreamTimeout { upstream: self.scope.clone(), timeout }),
+            };
+            let took = started.elapsed();
+            let failed = h.failed(&outcome);
+            let transition =
+                h.with_breaker(&self.scope, |b| b.record(permit, failed, took.as_millis() as u64, h.clock.now_ms()));
+            if let Some(t) = transition {
+                h.metrics.transition(&self.scope, t.to);
+            }
+            if let Some(gate) = &h.gate {
+                let dropped =
+                    outcome.is_err() || outcome.as_ref().is_ok_and(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE);
+                gate.sample(took, in_flight, dropped);
+            }
+            if !failed {
+                return outcome;
+            }
+            if attempt < retries {
+                if lock(&h.budget).try_retry(h.clock.now_ms()) {
+                    attempt += 1;
+                    h.metrics.retry("attempted");
+                    let base = h.config.retry_backoff.get().as_millis() as u64;
+                    let cap = h.config.retry_backoff_max.get().as_millis() as u64;
+                    let wait = backoff_ms(attempt - 1, base, cap, fastrand::f64());
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    continue;
+                }
+                h.metrics.retry("budget_exhausted");
+            }
+            return match outcome {
+                Err(e) => h.fallback_or(e),
+                Ok(response) if response.status().is_server_error() && h.config.fallback.is_some() => {
+                    h.fallback_or(GatewayError::UpstreamUnavailable {
+                        upstream: self.scope.clone(),
+                        reason: format!("answered {}", response.status()),
+                    })
+                }
+                Ok(response) => Ok(response),
+            };
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
