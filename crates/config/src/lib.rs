@@ -5,6 +5,7 @@
 //! sections, duplicates). Every error names the key and the reason, because the person reading it is usually
 //! editing the file at 09:58 before a 10:00 sale.
 
+mod cache;
 mod duration;
 mod error;
 mod inventory;
@@ -26,6 +27,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use cache::CacheConfig;
 pub use duration::Seconds;
 pub use error::ConfigError;
 pub use inventory::{InventoryConfig, MAX_UNITS, ReservationsConfig, expand as expand_units};
@@ -61,6 +63,9 @@ pub struct Config {
     /// Waiting rooms, by name; a route applies one with the policy `room:NAME`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rooms: BTreeMap<String, RoomConfig>,
+    /// Response caches, by name; a route applies one with the policy `cache:NAME`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub caches: BTreeMap<String, CacheConfig>,
     /// Origin shields, by name; a route applies one with the policy `shield:NAME`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub shields: BTreeMap<String, ShieldConfig>,

@@ -4,13 +4,14 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::keys::MIN_SECRET_BYTES;
 use crate::{
-    Action, AlgorithmKind, Config, ConfigError, InventoryConfig, KeyPart, LimitConfig, Refill, RoomConfig,
+    Action, AlgorithmKind, CacheConfig, Config, ConfigError, InventoryConfig, KeyPart, LimitConfig, Refill, RoomConfig,
     ShieldConfig, UpstreamConfig,
 };
 
 /// Policy kinds this build knows, each with the section its names refer to. Each policy capability adds its
 /// line here and its section to [`Config`].
-const POLICY_KINDS: &[(&str, &str)] = &[("room", "rooms"), ("limit", "limits"), ("shield", "shields")];
+const POLICY_KINDS: &[(&str, &str)] =
+    &[("room", "rooms"), ("limit", "limits"), ("shield", "shields"), ("cache", "caches")];
 
 /// Most requests an exact sliding log may count per key: it keeps one timestamp per request.
 const MAX_LOG_LIMIT: u64 = 10_000;
@@ -30,6 +31,9 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     for (name, limit) in &config.limits {
         self::limit(name, limit, config)?;
     }
+    for (name, cache) in &config.caches {
+        self::cache(name, cache)?;
+    }
     for (name, shield) in &config.shields {
         self::shield(name, shield)?;
     }
@@ -42,6 +46,34 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
         }
     }
     routes(config)
+}
+
+fn cache(name: &str, c: &CacheConfig) -> Result<(), ConfigError> {
+    let key = |field: &str| format!("caches.{name}.{field}");
+    if !is_name(name) {
+        return Err(ConfigError::invalid(format!("caches.{name}"), "name must be letters, digits, '-' or '_'"));
+    }
+    if c.ttl.is_some_and(|t| t.get().is_zero()) {
+        return Err(ConfigError::invalid(key("ttl"), "must be greater than 0, or left out"));
+    }
+    if !(0.0..=0.5).contains(&c.ttl_jitter) {
+        return Err(ConfigError::invalid(key("ttl_jitter"), "a share from 0 to 0.5"));
+    }
+    if !(0.0..=10.0).contains(&c.xfetch_beta) {
+        return Err(ConfigError::invalid(key("xfetch_beta"), "from 0 (off) to 10"));
+    }
+    if c.max_object.get() == 0 || c.max_object.get() > c.max_memory.get() {
+        return Err(ConfigError::invalid(key("max_object"), "greater than 0 and at most max_memory"));
+    }
+    for (i, h) in c.key_headers.iter().enumerate() {
+        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(ConfigError::invalid(format!("caches.{name}.key_headers[{i}]"), "must be a header name"));
+        }
+    }
+    if c.coalesce_wait.get().is_zero() {
+        return Err(ConfigError::invalid(key("coalesce_wait"), "must be greater than 0"));
+    }
+    Ok(())
 }
 
 fn shield(name: &str, s: &ShieldConfig) -> Result<(), ConfigError> {
@@ -434,6 +466,7 @@ fn routes(config: &Config) -> Result<(), ConfigError> {
                 "rooms" => config.rooms.keys().map(String::as_str).collect(),
                 "limits" => config.limits.keys().map(String::as_str).collect(),
                 "shields" => config.shields.keys().map(String::as_str).collect(),
+                "caches" => config.caches.keys().map(String::as_str).collect(),
                 _ => Vec::new(),
             };
             if !names.contains(&policy.name.as_str()) {

@@ -61,6 +61,9 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     for shield in runtime.shields.values() {
         shield.publish();
     }
+    for cache in runtime.caches.values() {
+        cache.publish();
+    }
     let mut response = shared.metrics.encode().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

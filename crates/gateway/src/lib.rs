@@ -8,6 +8,7 @@
 pub mod access_log;
 mod admin;
 pub mod body;
+pub mod cache;
 pub mod client_ip;
 pub mod clock;
 pub mod error;

@@ -72,6 +72,28 @@ struct InventoryLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheStatusLabels {
+    cache: String,
+    status: &'static str,
+}
+
+/// The caches' metric families, shared by every cache (each labels its own).
+#[derive(Debug, Clone, Default)]
+struct CacheFamilies {
+    requests: Family<CacheStatusLabels, Counter>,
+    fetches: Family<CacheLabels, Counter>,
+    coalesced: Family<CacheLabels, Counter>,
+    waiting: Family<CacheLabels, Gauge>,
+    bytes: Family<CacheLabels, Gauge>,
+    entries: Family<CacheLabels, Gauge>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ShieldLabels {
     shield: String,
 }
@@ -127,6 +149,7 @@ pub struct Metrics {
     limit_keys: Family<LimitKeyLabels, Gauge>,
     reserve: ReserveMetrics,
     shield: ShieldFamilies,
+    cache: CacheFamilies,
 }
 
 /// The shields' metric families, shared by every shield (each labels its own).
@@ -177,6 +200,7 @@ impl Metrics {
             limit_keys: Family::default(),
             reserve: ReserveMetrics::default(),
             shield: ShieldFamilies::default(),
+            cache: CacheFamilies::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "Requests answered, by route and status class", m.requests.clone());
@@ -234,6 +258,25 @@ impl Metrics {
             m.limit_requests.clone(),
         );
         registry.register("limit_keys", "Keys each rate limit tracks", m.limit_keys.clone());
+        let c = &m.cache;
+        registry.register(
+            "cache_requests",
+            "Requests through a cache by x-cache status: HIT, MISS, STALE, BYPASS",
+            c.requests.clone(),
+        );
+        registry.register("cache_origin_fetches", "Fetches a cache made from the origin", c.fetches.clone());
+        registry.register(
+            "cache_coalesced",
+            "Requests answered from another request's fetch instead of going to the origin",
+            c.coalesced.clone(),
+        );
+        registry.register(
+            "cache_waiting",
+            "Requests waiting for another request's fetch of their key",
+            c.waiting.clone(),
+        );
+        registry.register("cache_bytes", "Memory held by a cache's entries", c.bytes.clone());
+        registry.register("cache_entries", "Entries a cache holds", c.entries.clone());
         let sh = &m.shield;
         registry.register(
             "shield_breaker_state",
@@ -332,6 +375,10 @@ impl Metrics {
         });
         let keys = self.limit_keys.get_or_create(&LimitKeyLabels { limit: limit.to_string() }).clone();
         LimitMetrics { counters: Arc::new(counters), keys }
+    }
+
+    pub fn cache(&self, cache: &str) -> CacheMetrics {
+        CacheMetrics { name: cache.to_string(), families: self.cache.clone() }
     }
 
     pub fn shield(&self, shield: &str) -> ShieldMetrics {
@@ -562,5 +609,51 @@ impl ShieldMetrics {
         let labels = ShieldLabels { shield: self.name.clone() };
         self.families.in_flight.get_or_create(&labels).set(i64::from(in_flight));
         self.families.limit.get_or_create(&labels).set(i64::from(limit));
+    }
+}
+
+/// One cache's figures.
+#[derive(Debug, Clone)]
+pub struct CacheMetrics {
+    name: String,
+    families: CacheFamilies,
+}
+
+/// Counts a request as waiting for another's fetch until dropped.
+#[derive(Debug)]
+pub struct Waiting(Gauge);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl CacheMetrics {
+    fn labels(&self) -> CacheLabels {
+        CacheLabels { cache: self.name.clone() }
+    }
+
+    pub fn request(&self, status: &'static str) {
+        self.families.requests.get_or_create(&CacheStatusLabels { cache: self.name.clone(), status }).inc();
+    }
+
+    pub fn origin_fetch(&self) {
+        self.families.fetches.get_or_create(&self.labels()).inc();
+    }
+
+    pub fn coalesced(&self) {
+        self.families.coalesced.get_or_create(&self.labels()).inc();
+    }
+
+    pub fn waiting(&self) -> Waiting {
+        let gauge = self.families.waiting.get_or_create(&self.labels()).clone();
+        gauge.inc();
+        Waiting(gauge)
+    }
+
+    pub fn size(&self, bytes: usize, entries: usize) {
+        self.families.bytes.get_or_create(&self.labels()).set(bytes as i64);
+        self.families.entries.get_or_create(&self.labels()).set(entries as i64);
     }
 }

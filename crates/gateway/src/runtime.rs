@@ -10,6 +10,7 @@ use spillway_config::{Config, ConfigError, PolicyRef, RouteTarget};
 use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::AccessLog;
+use crate::cache::{CacheHandle, CachePolicy};
 use crate::clock::Clock;
 use crate::limit::{LimitHandle, LimitPolicy};
 use crate::metrics::{Metrics, RouteMetrics};
@@ -31,6 +32,7 @@ pub struct Runtime {
     pub rooms: BTreeMap<String, Arc<RoomHandle>>,
     pub limits: BTreeMap<String, Arc<LimitHandle>>,
     pub shields: BTreeMap<String, Arc<ShieldHandle>>,
+    pub caches: BTreeMap<String, Arc<CacheHandle>>,
     /// The reservation engine, once a route or an inventory needs it; kept across reloads.
     pub reservations: Option<Arc<ReserveHandle>>,
     pub tls: Option<Tls>,
@@ -99,6 +101,13 @@ impl Runtime {
                 .map_err(|reason| ConfigError::invalid(format!("shields.{name}"), reason))?;
             shields.insert(name.clone(), handle);
         }
+        let caches: BTreeMap<String, Arc<CacheHandle>> = config
+            .caches
+            .iter()
+            .map(|(name, c)| {
+                (name.clone(), CacheHandle::build(name, c, previous.and_then(|p| p.caches.get(name)), metrics, clock))
+            })
+            .collect();
         let reservations = reservations(&config, previous, metrics, clock, open_ledger)?;
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, route) in config.routes.iter().enumerate() {
@@ -123,8 +132,13 @@ impl Runtime {
                 .enumerate()
                 .map(|(p, policy)| {
                     let on = PolicySite { route: &name, upstream: route.upstream.as_deref(), priority: route.priority };
-                    build_policy(policy, &rooms, &limits, &shields, &config, &on)
-                        .map_err(|reason| ConfigError::invalid(format!("routes[{i}].policies[{p}]"), reason))
+                    build_policy(
+                        policy,
+                        &Built { rooms: &rooms, limits: &limits, shields: &shields, caches: &caches },
+                        &config,
+                        &on,
+                    )
+                    .map_err(|reason| ConfigError::invalid(format!("routes[{i}].policies[{p}]"), reason))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let pipeline = Pipeline::new(policies, target);
@@ -142,6 +156,7 @@ impl Runtime {
             rooms,
             limits,
             shields,
+            caches,
             reservations,
             tls,
             access_log,
@@ -185,6 +200,14 @@ fn reservations(
         .map_err(|e| ConfigError::invalid("reservations.ledger", e.to_string()))
 }
 
+/// The named components policies refer to.
+struct Built<'a> {
+    rooms: &'a BTreeMap<String, Arc<RoomHandle>>,
+    limits: &'a BTreeMap<String, Arc<LimitHandle>>,
+    shields: &'a BTreeMap<String, Arc<ShieldHandle>>,
+    caches: &'a BTreeMap<String, Arc<CacheHandle>>,
+}
+
 /// Where a policy stands: the route it is on.
 struct PolicySite<'a> {
     route: &'a str,
@@ -195,13 +218,16 @@ struct PolicySite<'a> {
 /// The one place policy kinds are turned into components. Each policy capability adds its arm here.
 fn build_policy(
     policy: &PolicyRef,
-    rooms: &BTreeMap<String, Arc<RoomHandle>>,
-    limits: &BTreeMap<String, Arc<LimitHandle>>,
-    shields: &BTreeMap<String, Arc<ShieldHandle>>,
+    built: &Built<'_>,
     config: &Config,
     on: &PolicySite<'_>,
 ) -> Result<Arc<dyn Policy>, String> {
+    let Built { rooms, limits, shields, caches } = built;
     match policy.kind.as_str() {
+        "cache" => caches
+            .get(&policy.name)
+            .map(|c| Arc::new(CachePolicy::new(c.clone())) as Arc<dyn Policy>)
+            .ok_or_else(|| format!("no caches.{}", policy.name)),
         "shield" => shields
             .get(&policy.name)
             .map(|s| Arc::new(ShieldPolicy::new(s.clone(), on.upstream, on.route, on.priority)) as Arc<dyn Policy>)
