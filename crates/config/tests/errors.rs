@@ -263,3 +263,46 @@ fn inventories_and_a_reservations_route_parse() {
     assert_eq!(show.unit_attributes().unwrap()["A-7"]["section"], "floor");
     assert_eq!(config.reservations.ledger.to_str(), Some("spillway-ledger.db"));
 }
+
+#[test]
+fn shield_and_cache_errors_name_the_key() {
+    assert_err("[shields.api]\nfailure_on = [\"timeouts\"]\n", "shields.api.failure_on[0]", "one of");
+    assert_err("[shields.api]\nwindow = \"100\"\n", "shields.api.window", "100 calls");
+    assert_err("[shields.api]\nadaptive = \"gradient\"\n", "shields.api.adaptive", "needs max_concurrency");
+    assert_err(
+        "[shields.api]\nmax_concurrency = 10\nmin_concurrency = 20\nadaptive = \"aimd\"\n",
+        "shields.api.min_concurrency",
+        "from 1 to",
+    );
+    assert_err("[shields.api]\nfailure_rate = 1.5\n", "shields.api.failure_rate", "a share");
+    assert_err("[shields.api]\nretries = 11\n", "shields.api.retries", "at most 10");
+    assert_err(
+        "[shields.api]\nfallback = { status = 99, body = \"x\" }\n",
+        "shields.api.fallback.status",
+        "200 to 599",
+    );
+    assert_err("[caches.c]\nttl_jitter = 0.9\n", "caches.c.ttl_jitter", "0 to 0.5");
+    assert_err(
+        "[caches.c]\nmax_memory = \"1KiB\"\nmax_object = \"2KiB\"\n",
+        "caches.c.max_object",
+        "at most max_memory",
+    );
+    assert_err("[caches.c]\nkey_headers = [\"a b\"]\n", "caches.c.key_headers[0]", "header name");
+    assert_err(
+        "[[routes]]\nupstream = \"shop\"\npolicies = [\"cache:nope\"]\n",
+        "routes[0].policies[0]",
+        "no caches.nope",
+    );
+    assert_err("[[routes]]\nupstream = \"shop\"\npriority = \"urgent\"\n", "routes[0].priority", "unknown variant");
+}
+
+#[test]
+fn a_shield_window_is_calls_or_a_duration() {
+    let config = Config::parse(&format!(
+        "{BASE}\n[shields.a]\nwindow = \"50 calls\"\n[shields.b]\nwindow = \"2m\"\n[caches.c]\nttl = \"30s\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(config.shields["a"].parsed_window(), Ok(spillway_config::ShieldWindow::Calls(50)));
+    assert_eq!(config.shields["b"].parsed_window(), Ok(spillway_config::ShieldWindow::Seconds(120)));
+    assert_eq!(config.caches["c"].max_memory.get(), 64 * 1024 * 1024);
+}
