@@ -28,6 +28,8 @@ pub fn empty() -> ResponseBody {
 #[derive(Debug)]
 pub struct RequestBody {
     inner: Option<Incoming>,
+    /// A body read whole beforehand (to be sent more than once), sent as one frame.
+    buffered: Option<Bytes>,
     remaining: u64,
     limit: u64,
 }
@@ -42,16 +44,22 @@ pub struct BodyTooLarge {
 impl RequestBody {
     pub fn new(inner: Incoming, limit: u64) -> Self {
         let inner = if inner.is_end_stream() { None } else { Some(inner) };
-        Self { inner, remaining: limit, limit }
+        Self { inner, buffered: None, remaining: limit, limit }
     }
 
     pub fn empty() -> Self {
-        Self { inner: None, remaining: 0, limit: 0 }
+        Self { inner: None, buffered: None, remaining: 0, limit: 0 }
+    }
+
+    /// A body already read, for a request that may be sent again (a retry).
+    pub fn buffered(bytes: Bytes) -> Self {
+        let buffered = (!bytes.is_empty()).then_some(bytes);
+        Self { inner: None, buffered, remaining: 0, limit: 0 }
     }
 
     /// True when there is nothing to send, so the request can be replayed against another address.
     pub fn is_empty(&self) -> bool {
-        self.inner.is_none()
+        self.inner.is_none() && self.buffered.is_none()
     }
 }
 
@@ -61,6 +69,9 @@ impl Body for RequestBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(bytes) = this.buffered.take() {
+            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+        }
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -83,10 +94,13 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.buffered.is_none() && self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+        match &self.buffered {
+            Some(bytes) => SizeHint::with_exact(bytes.len() as u64),
+            None => self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint),
+        }
     }
 }

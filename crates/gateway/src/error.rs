@@ -45,6 +45,8 @@ pub enum GatewayError {
     CircuitOpen { scope: String, retry_after: Duration },
     #[error("the origin is overloaded; retry after {} s", retry_after_secs(*.retry_after))]
     Overloaded { retry_after: Duration },
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 impl From<spillway_core::reserve::ClaimError> for GatewayError {
@@ -91,6 +93,7 @@ impl GatewayError {
             Self::ReservationsOff => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::CircuitOpen { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -114,6 +117,7 @@ impl GatewayError {
             Self::Unauthenticated(_) => "unauthenticated",
             Self::CircuitOpen { .. } => "circuit_open",
             Self::Overloaded { .. } => "overloaded",
+            Self::BadRequest(_) => "bad_request",
         }
     }
 

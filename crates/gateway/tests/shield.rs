@@ -107,6 +107,25 @@ async fn a_failing_get_is_tried_once_plus_its_retries() {
     origin.failing.store(true, Ordering::SeqCst);
     let r = client().get(url(gw.public_addr, "/flaky")).send().await.unwrap();
     assert_eq!((r.status(), origin.hits.load(Ordering::SeqCst)), (StatusCode::INTERNAL_SERVER_ERROR, 3));
+    // A POST with an idempotency key is retried too, its body kept to be sent again.
+    let r = client()
+        .post(url(gw.public_addr, "/flaky"))
+        .header("idempotency-key", "order-7")
+        .body("{\"sku\":42}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status(), origin.hits.load(Ordering::SeqCst)), (StatusCode::INTERNAL_SERVER_ERROR, 6));
+    // Its body reaches the origin whole on the first try (the origin counts what it received).
+    origin.failing.store(false, Ordering::SeqCst);
+    let r = client()
+        .post(url(gw.public_addr, "/upload"))
+        .header("idempotency-key", "k")
+        .body("12345")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "5");
     gw.shutdown().await;
 }
 

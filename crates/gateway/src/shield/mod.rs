@@ -25,11 +25,17 @@ use tokio::time::Instant;
 pub use gate::{Gate, Shed};
 pub use memory::refresh as refresh_memory;
 
-use crate::body::{RequestBody, full};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+
+use crate::body::{BodyTooLarge, RequestBody, full};
 use crate::clock::Clock;
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, ShieldMetrics};
 use crate::pipeline::{Next, Outcome, Policy, ProxyRequest, RequestCtx};
+
+/// Largest request body kept to be resent on a retry; larger bodies are streamed once and not retried.
+const MAX_REPLAY_BODY: u64 = 64 * 1024;
 
 /// Seconds a shed request is told to wait before trying again.
 const SHED_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -203,18 +209,41 @@ impl ShieldPolicy {
     /// Retry → CircuitBreaker → Timeout.
     async fn attempts<'a>(&'a self, req: ProxyRequest, ctx: &'a RequestCtx, next: Next<'a>) -> Outcome {
         let h = &*self.handle;
-        // Only a request that can be sent again unchanged is retried: an idempotent method, or a client
-        // that gave an idempotency key, and no body to replay.
-        let replayable = req.body().is_empty()
-            && (matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE)
-                || req.headers().contains_key("idempotency-key"));
-        let retries = if replayable { h.config.retries } else { 0 };
+        // Only a request that may be sent twice is retried: an idempotent method, or a client that gave an
+        // idempotency key. Its body, if any, is read whole first (up to MAX_REPLAY_BODY) so it can be resent.
+        let may_repeat =
+            matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE)
+                || req.headers().contains_key("idempotency-key");
         let (parts, body) = req.into_parts();
-        let mut body = Some(body);
+        let announced =
+            parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let (mut body, replay, retries) = if h.config.retries == 0 || !may_repeat {
+            (Some(body), None, 0)
+        } else if body.is_empty() {
+            (None, Some(Bytes::new()), h.config.retries)
+        } else if announced.is_some_and(|n| n <= MAX_REPLAY_BODY) {
+            match body.collect().await {
+                Ok(collected) => (None, Some(collected.to_bytes()), h.config.retries),
+                Err(e) => {
+                    return Err(match e.downcast_ref::<BodyTooLarge>() {
+                        Some(too_large) => GatewayError::BodyTooLarge { limit: too_large.limit },
+                        None => GatewayError::BadRequest("the request body broke off".into()),
+                    });
+                }
+            }
+        } else {
+            // Too large (or of unknown length) to keep: sent once, as it streams.
+            (Some(body), None, 0)
+        };
         lock(&h.budget).request(h.clock.now_ms());
         let mut attempt = 0;
         loop {
-            let request = Request::from_parts(parts.clone(), body.take().unwrap_or_else(RequestBody::empty));
+            let body = match (&replay, body.take()) {
+                (Some(bytes), _) => RequestBody::buffered(bytes.clone()),
+                (None, Some(body)) => body,
+                (None, None) => RequestBody::empty(),
+            };
+            let request = Request::from_parts(parts.clone(), body);
             let (permit, transition) = h.with_breaker(&self.scope, |b| b.try_acquire(h.clock.now_ms()));
             if let Some(t) = transition {
                 h.metrics.transition(&self.scope, t.to);
