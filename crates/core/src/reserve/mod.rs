@@ -12,6 +12,7 @@
 mod claimants;
 mod event;
 mod inventory;
+mod table;
 
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ use claimants::FastMap;
 pub use event::{ClaimStatus, Event};
 use inventory::Inventory;
 pub use inventory::{Counts, InventorySpec, Stock};
+use table::Table;
 
 /// What a claim asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +112,7 @@ pub struct Engine {
     /// Indexed densely: a claim or a lookup names its inventory once, then works by index.
     inventories: Vec<Inventory>,
     by_id: FastMap<String, usize>,
-    claims: FastMap<u64, Record>,
+    claims: Table<Record>,
     next_claim: u64,
     /// Fingerprints idempotency keys (see [`claimants::Claimant`]); seeded once per engine.
     keys: foldhash::fast::RandomState,
@@ -133,11 +135,11 @@ impl Engine {
 
     /// The claim `user` made on inventory `inv` with idempotency key `key`, if any. The latest wins, as a log
     /// replayed with a repeated key would have it.
-    fn known(&self, inv: &Inventory, user: &str, key: &str) -> Option<u64> {
+    fn known(&self, inv: &Inventory, user: &str, key: &str) -> Option<&Claim> {
         let fingerprint = self.keys.hash_one(key);
         inv.claimants.get(user)?.claims().rev().find_map(|(fp, id)| {
-            let matches = fp == fingerprint && self.claims.get(&id).is_some_and(|r| r.claim.idempotency_key == key);
-            matches.then_some(id)
+            let record = self.claims.get(id).filter(|r| fp == fingerprint && r.claim.idempotency_key == key);
+            record.map(|r| &r.claim)
         })
     }
 
@@ -145,13 +147,12 @@ impl Engine {
     /// changes nothing. A rejection allocates nothing.
     pub fn claim(&mut self, req: &ClaimRequest, now: u64) -> Result<(Reply, Vec<Event>), ClaimError> {
         let inv = self.by_id.get(req.inventory.as_str()).map(|&i| &self.inventories[i]);
-        if let Some(id) = inv.and_then(|inv| self.known(inv, &req.user, &req.idempotency_key)) {
-            let claim = &self.claims[&id].claim;
+        if let Some(claim) = inv.and_then(|inv| self.known(inv, &req.user, &req.idempotency_key)) {
             let reply = Reply {
-                claim: id,
+                claim: claim.id,
                 status: claim.first_status,
                 units: claim.units.clone(),
-                position: self.position(id),
+                position: self.position(claim.id),
                 replayed: true,
             };
             return Ok((reply, Vec::new()));
@@ -205,7 +206,7 @@ impl Engine {
 
     /// Turns a hold into a confirmed claim.
     pub fn confirm(&mut self, claim: u64, now: u64) -> Result<Vec<Event>, ClaimError> {
-        let c = &self.claims.get(&claim).ok_or(ClaimError::NotFound("claim"))?.claim;
+        let c = &self.claims.get(claim).ok_or(ClaimError::NotFound("claim"))?.claim;
         match c.status {
             ClaimStatus::Confirmed => Ok(Vec::new()),
             ClaimStatus::Held { expires } if expires > now => {
@@ -222,7 +223,7 @@ impl Engine {
 
     /// Gives a claim up; its stock goes to the waitlist first.
     pub fn cancel(&mut self, claim: u64, now: u64) -> Result<Vec<Event>, ClaimError> {
-        let r = self.claims.get(&claim).ok_or(ClaimError::NotFound("claim"))?;
+        let r = self.claims.get(claim).ok_or(ClaimError::NotFound("claim"))?;
         if matches!(r.claim.status, ClaimStatus::Cancelled | ClaimStatus::Expired) {
             return Ok(Vec::new());
         }
@@ -245,7 +246,7 @@ impl Engine {
             let event = Event::Expired { claim, at: now };
             self.apply(&event);
             events.push(event);
-            if let Some(inventory) = self.claims.get(&claim).and_then(|r| r.inventory) {
+            if let Some(inventory) = self.claims.get(claim).and_then(|r| r.inventory) {
                 events.extend(self.promote(inventory, now));
             }
         }
@@ -258,7 +259,7 @@ impl Engine {
         let mut events = Vec::new();
         while let Some(inv) = self.inventories.get(inventory) {
             let Some(&head) = inv.waitlist.front() else { break };
-            let c = &self.claims[&head].claim;
+            let Some(Record { claim: c, .. }) = self.claims.get(head) else { break };
             let Ok(units) = inv.allocate(c.quantity, &c.units) else { break };
             let status = match inv.spec.hold_ttl_ms {
                 Some(ttl) => ClaimStatus::Held { expires: now + ttl },
@@ -322,7 +323,7 @@ impl Engine {
                 self.claims.insert(claim.id, Record { claim, inventory: index });
             }
             Event::Confirmed { claim, .. } => {
-                if let Some(Record { claim: c, inventory }) = self.claims.get_mut(claim) {
+                if let Some(Record { claim: c, inventory }) = self.claims.get_mut(*claim) {
                     if let ClaimStatus::Held { expires } = c.status {
                         self.holds.remove(&(expires, *claim));
                         if let Some(inv) = inventory.map(|i| &mut self.inventories[i]) {
@@ -334,7 +335,7 @@ impl Engine {
             }
             Event::Cancelled { claim, .. } | Event::Expired { claim, .. } => {
                 let expired = matches!(event, Event::Expired { .. });
-                if let Some(Record { claim: c, inventory }) = self.claims.get_mut(claim) {
+                if let Some(Record { claim: c, inventory }) = self.claims.get_mut(*claim) {
                     let before = c.status;
                     c.status = if expired { ClaimStatus::Expired } else { ClaimStatus::Cancelled };
                     if let ClaimStatus::Held { expires } = before {
@@ -353,7 +354,7 @@ impl Engine {
                 }
             }
             Event::Promoted { claim, units, status, .. } => {
-                if let Some(Record { claim: c, inventory }) = self.claims.get_mut(claim) {
+                if let Some(Record { claim: c, inventory }) = self.claims.get_mut(*claim) {
                     if let Some(inv) = inventory.map(|i| &mut self.inventories[i]) {
                         inv.waitlist.retain(|&w| w != *claim);
                         inv.take(c.quantity, units, *claim, status.expires().is_some());
@@ -369,7 +370,7 @@ impl Engine {
     }
 
     pub fn get(&self, claim: u64) -> Option<&Claim> {
-        self.claims.get(&claim).map(|r| &r.claim)
+        self.claims.get(claim).map(|r| &r.claim)
     }
 
     pub fn inventory(&self, id: &str) -> Option<(&InventorySpec, Counts)> {
@@ -395,7 +396,7 @@ impl Engine {
 
     /// 1-based place of a waitlisted claim.
     pub fn position(&self, claim: u64) -> Option<u64> {
-        let r = self.claims.get(&claim)?;
+        let r = self.claims.get(claim)?;
         if r.claim.status != ClaimStatus::Waitlisted {
             return None;
         }
