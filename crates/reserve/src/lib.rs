@@ -5,11 +5,13 @@
 //! lock is released, so the log holds them in decision order. The caller's answer waits for the commit that
 //! covers them (group commit makes that cheap under load). A rejection also waits for everything decided before
 //! it to be durable: it was decided on that state, and must not be acknowledged on state a crash could undo.
+//! When the ledger says all of that is durable already, the rejection is answered at once.
 //! After a restart the state is rebuilt by replaying the ledger.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use futures_util::future::BoxFuture;
 use spillway_core::reserve::{Claim, ClaimError, ClaimRequest, Counts, Engine, Event, InventorySpec, Reply};
 use spillway_store::sqlite::SqliteLedger;
 use spillway_store::{Ledger, LedgerError};
@@ -57,12 +59,50 @@ impl Reservations {
         let (outcome, durable) = {
             let mut engine = self.engine();
             match decide(&mut engine) {
-                Ok((value, events)) => (Ok(value), self.ledger.append(events)),
-                Err(e) => (Err(e), self.ledger.append(Vec::new())),
+                Ok((value, events)) => (Ok(value), self.log(events)),
+                Err(e) => (Err(e), self.log(Vec::new())),
             }
         };
-        durable.await?;
+        if let Some(durable) = durable {
+            durable.await?;
+        }
         Ok(outcome?)
+    }
+
+    /// Hands a decision's events to the ledger; called under the lock, so the log is in decision order. An
+    /// answer that changed nothing (a rejection, a replay) still rests on everything decided before it, so it
+    /// waits for a barrier, unless the ledger says that all of it is durable already: then there is nothing
+    /// to wait for, and a storm of rejections on a sold-out drop costs no round trip to the writer.
+    fn log(&self, events: Vec<Event>) -> Option<BoxFuture<'static, Result<(), LedgerError>>> {
+        if events.is_empty() && self.ledger.all_durable() { None } else { Some(self.ledger.append(events)) }
+    }
+
+    /// Decides many claims under one lock acquisition and makes them durable with one append: for a front end
+    /// that gathers requests itself. Each request gets its own answer, in order; the call fails as a whole
+    /// only if the ledger does, in which case no answer may be given.
+    pub async fn claim_many(
+        &self,
+        requests: &[ClaimRequest],
+        now: u64,
+    ) -> Result<Vec<Result<Reply, ClaimError>>, ReserveError> {
+        let (answers, durable) = {
+            let mut engine = self.engine();
+            let mut events = Vec::new();
+            let answers: Vec<_> = requests
+                .iter()
+                .map(|r| {
+                    engine.claim(r, now).map(|(reply, mut claimed)| {
+                        events.append(&mut claimed);
+                        reply
+                    })
+                })
+                .collect();
+            (answers, self.log(events))
+        };
+        if let Some(durable) = durable {
+            durable.await?;
+        }
+        Ok(answers)
     }
 
     pub async fn create_inventory(&self, spec: InventorySpec) -> Result<(), ReserveError> {
@@ -134,6 +174,7 @@ impl Reservations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::future::BoxFuture;
     use spillway_core::reserve::{ClaimStatus, Stock};
 
     fn spec() -> InventorySpec {
@@ -157,6 +198,128 @@ mod tests {
             hold: false,
             idempotency_key: "k".into(),
         }
+    }
+
+    /// A ledger whose durability the test controls: appends are durable only when the test says so.
+    #[derive(Debug, Default)]
+    struct Manual(Mutex<ManualState>);
+
+    #[derive(Debug, Default)]
+    struct ManualState {
+        appended: u64,
+        durable: u64,
+        appends: u64,
+        barriers: u64,
+        waiting: Vec<(u64, tokio::sync::oneshot::Sender<()>)>,
+    }
+
+    impl Manual {
+        fn state(&self) -> MutexGuard<'_, ManualState> {
+            self.0.lock().expect("lock")
+        }
+
+        /// Everything appended so far becomes durable.
+        fn commit(&self) {
+            let mut s = self.state();
+            s.durable = s.appended;
+            for (_, done) in s.waiting.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    impl Ledger for Manual {
+        fn append(&self, events: Vec<Event>) -> BoxFuture<'static, Result<(), LedgerError>> {
+            use futures_util::FutureExt;
+            let mut s = self.state();
+            if events.is_empty() {
+                s.barriers += 1;
+            } else {
+                s.appends += 1;
+                s.appended += 1;
+            }
+            if s.durable >= s.appended {
+                return futures_util::future::ready(Ok(())).boxed();
+            }
+            let (done, wait) = tokio::sync::oneshot::channel();
+            let target = s.appended;
+            s.waiting.push((target, done));
+            wait.map(|r| r.map_err(|_| LedgerError::Write("dropped".into()))).boxed()
+        }
+
+        fn all_durable(&self) -> bool {
+            let s = self.state();
+            s.durable >= s.appended
+        }
+    }
+
+    fn manual(stock: u64) -> (Arc<Manual>, Reservations) {
+        let ledger = Arc::new(Manual::default());
+        let r = Reservations::from_log(
+            ledger.clone(),
+            &[Event::InventoryCreated(InventorySpec { stock: Stock::Counted(stock), ..spec() })],
+        );
+        (ledger, r)
+    }
+
+    #[tokio::test]
+    async fn a_rejection_is_never_answered_before_the_state_it_was_decided_on_is_durable() {
+        use futures_util::FutureExt;
+        let (ledger, r) = manual(1);
+        let (one, two) = (req(1), req(2));
+        let mut first = Box::pin(r.claim(&one, 0));
+        assert!((&mut first).now_or_never().is_none(), "decided, not yet durable");
+        let mut sold_out = Box::pin(r.claim(&two, 0));
+        let mut replay = Box::pin(r.claim(&one, 0));
+        assert!((&mut sold_out).now_or_never().is_none(), "decided on a claim a crash could still undo");
+        assert!((&mut replay).now_or_never().is_none(), "the claim it replays is not durable yet");
+        assert_eq!(ledger.state().barriers, 2);
+        ledger.commit();
+        assert_eq!(first.await.expect("claimed").status, ClaimStatus::Confirmed);
+        assert!(matches!(sold_out.await, Err(ReserveError::Claim(ClaimError::SoldOut))));
+        assert!(replay.await.expect("replayed").replayed);
+        // Now everything decided is durable: rejections and replays are answered at once, without a barrier.
+        let answer = r.claim(&req(3), 0).now_or_never().expect("answered at once");
+        assert!(matches!(answer, Err(ReserveError::Claim(ClaimError::SoldOut))));
+        assert!(r.claim(&req(1), 0).now_or_never().expect("answered at once").expect("replayed").replayed);
+        assert_eq!(ledger.state().barriers, 2, "no barrier once everything is durable");
+        assert_eq!(ledger.state().appends, 1);
+    }
+
+    #[tokio::test]
+    async fn claim_many_answers_each_request_in_order_with_one_append() {
+        use futures_util::FutureExt;
+        let (ledger, r) = manual(2);
+        let requests = [req(1), req(2), req(1), req(3), ClaimRequest { quantity: 0, ..req(4) }];
+        let mut answers = Box::pin(r.claim_many(&requests, 0));
+        assert!((&mut answers).now_or_never().is_none(), "not answered before it is durable");
+        ledger.commit();
+        let answers = answers.await.expect("durable");
+        let kinds: Vec<_> =
+            answers.iter().map(|a| a.as_ref().map(|reply| reply.replayed).map_err(ClaimError::code)).collect();
+        assert_eq!(kinds, [Ok(false), Ok(false), Ok(true), Err("sold_out"), Err("invalid")]);
+        let appends = ledger.state().appends;
+        let barriers = ledger.state().barriers;
+        assert_eq!((appends, barriers), (1, 0));
+        let all_rejected = r.claim_many(&requests[2..4], 0).now_or_never().expect("nothing to wait for");
+        assert_eq!(all_rejected.expect("answers").len(), 2);
+        r.check_invariants().expect("invariants");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claim_many_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.db");
+        let hash = {
+            let (r, _) = Reservations::open(&path).expect("open");
+            r.create_inventory(spec()).await.expect("created");
+            let requests: Vec<_> = (0..150).map(req).collect();
+            let answers = r.claim_many(&requests, 0).await.expect("durable");
+            assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 100);
+            r.state_hash()
+        };
+        let (again, _) = Reservations::open(&path).expect("reopen");
+        assert_eq!(again.state_hash(), hash);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

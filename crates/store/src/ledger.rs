@@ -18,4 +18,12 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// Resolves once `events`, and everything appended before them, are durable. An empty append is a barrier:
     /// it resolves once everything appended before it is durable.
     fn append(&self, events: Vec<Event>) -> BoxFuture<'static, Result<(), LedgerError>>;
+
+    /// Whether everything appended so far is already durable, so that a caller who needs only a barrier (an
+    /// answer decided on the state so far, which changed nothing) can give it at once instead of waiting a
+    /// round trip to the writer. It must never say `true` while an earlier append is not yet durable or has
+    /// failed; `false` is always safe, and is what a ledger that cannot tell cheaply says.
+    fn all_durable(&self) -> bool {
+        false
+    }
 }

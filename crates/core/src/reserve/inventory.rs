@@ -2,6 +2,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::claimants::{Claimants, FastMap};
+
 use serde::{Deserialize, Serialize};
 
 use super::{Claim, ClaimError, ClaimStatus};
@@ -89,38 +91,20 @@ pub(super) struct Inventory {
     held: u64,
     /// Units only: which claim holds each unit.
     holders: Vec<Option<u64>>,
-    index: HashMap<String, usize>,
-    /// Quantity in active claims per user, for the per-user limit.
-    users: HashMap<String, u32>,
+    index: FastMap<String, usize>,
+    pub claimants: Claimants,
     pub waitlist: VecDeque<u64>,
 }
 
 impl Inventory {
     pub fn new(spec: InventorySpec) -> Self {
         let (holders, index) = match &spec.stock {
-            Stock::Counted(_) => (Vec::new(), HashMap::new()),
+            Stock::Counted(_) => (Vec::new(), FastMap::default()),
             Stock::Units(units) => {
                 (vec![None; units.len()], units.iter().enumerate().map(|(i, u)| (u.clone(), i)).collect())
             }
         };
-        Self { spec, taken: 0, held: 0, holders, index, users: HashMap::new(), waitlist: VecDeque::new() }
-    }
-
-    pub fn per_user(&self, user: &str) -> u32 {
-        self.users.get(user).copied().unwrap_or(0)
-    }
-
-    pub fn add_user(&mut self, user: &str, quantity: u32) {
-        *self.users.entry(user.to_string()).or_insert(0) += quantity;
-    }
-
-    pub fn remove_user(&mut self, user: &str, quantity: u32) {
-        if let Some(q) = self.users.get_mut(user) {
-            *q = q.saturating_sub(quantity);
-            if *q == 0 {
-                self.users.remove(user);
-            }
-        }
+        Self { spec, taken: 0, held: 0, holders, index, claimants: Claimants::default(), waitlist: VecDeque::new() }
     }
 
     /// The units a claim would get: the named ones if all are free, else the first free ones (best
@@ -195,8 +179,8 @@ impl Inventory {
     }
 
     /// Recounts from the claims and compares with the running figures.
-    pub fn check(&self, claims: &HashMap<u64, Claim>) -> Result<(), String> {
-        let mine = || claims.values().filter(|c| c.inventory == self.spec.id);
+    pub fn check<'a>(&self, claims: impl Iterator<Item = &'a Claim> + Clone) -> Result<(), String> {
+        let mine = || claims.clone().filter(|c| c.inventory == self.spec.id);
         let taken: u64 = mine()
             .filter(|c| matches!(c.status, ClaimStatus::Confirmed | ClaimStatus::Held { .. }))
             .map(|c| u64::from(c.quantity))
@@ -219,6 +203,12 @@ impl Inventory {
         if let Some(limit) = self.spec.per_user_limit {
             if let Some((user, q)) = per_user.iter().find(|(_, q)| **q > limit) {
                 return Err(format!("{}: user {user} has {q}, limit {limit}", self.spec.id));
+            }
+        }
+        for (user, q) in self.claimants.holding().chain(per_user.iter().map(|(u, q)| (*u, *q))) {
+            let (counted, recounted) = (self.claimants.quantity(user), per_user.get(user).copied().unwrap_or(0));
+            if counted != recounted || counted != q {
+                return Err(format!("{}: user {user} counted {counted}, claims hold {recounted}", self.spec.id));
             }
         }
         if let Stock::Units(_) = self.spec.stock {

@@ -9,17 +9,23 @@
 //! Invariants, after every event: claimed + held ≤ capacity; no user beyond the per-user limit; no unit held
 //! by two claims.
 
+mod claimants;
 mod event;
 mod inventory;
+mod table;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
+
+use claimants::FastMap;
 
 pub use event::{ClaimStatus, Event};
 use inventory::Inventory;
 pub use inventory::{Counts, InventorySpec, Stock};
+use table::Table;
 
 /// What a claim asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,13 +99,23 @@ pub struct Claim {
     pub first_status: ClaimStatus,
 }
 
+/// A claim with the engine's own bookkeeping beside it.
+#[derive(Debug)]
+struct Record {
+    claim: Claim,
+    /// Dense index of its inventory, if the inventory existed when the claim was made.
+    inventory: Option<usize>,
+}
+
 #[derive(Debug, Default)]
 pub struct Engine {
-    inventories: HashMap<String, Inventory>,
-    claims: HashMap<u64, Claim>,
+    /// Indexed densely: a claim or a lookup names its inventory once, then works by index.
+    inventories: Vec<Inventory>,
+    by_id: FastMap<String, usize>,
+    claims: Table<Record>,
     next_claim: u64,
-    /// (inventory, user, idempotency key) → claim.
-    keys: HashMap<(String, String, String), u64>,
+    /// Fingerprints idempotency keys (see [`claimants::Claimant`]); seeded once per engine.
+    keys: foldhash::fast::RandomState,
     /// Holds by expiry, to return their stock on time.
     holds: BTreeSet<(u64, u64)>,
 }
@@ -109,7 +125,7 @@ impl Engine {
 
     pub fn create_inventory(&mut self, spec: InventorySpec) -> Result<Vec<Event>, ClaimError> {
         spec.validate().map_err(ClaimError::Invalid)?;
-        if self.inventories.contains_key(&spec.id) {
+        if self.by_id.contains_key(&spec.id) {
             return Err(ClaimError::Invalid(format!("inventory {:?} exists", spec.id)));
         }
         let events = vec![Event::InventoryCreated(spec)];
@@ -117,17 +133,26 @@ impl Engine {
         Ok(events)
     }
 
+    /// The claim `user` made on inventory `inv` with idempotency key `key`, if any. The latest wins, as a log
+    /// replayed with a repeated key would have it.
+    fn known(&self, inv: &Inventory, user: &str, key: &str) -> Option<&Claim> {
+        let fingerprint = self.keys.hash_one(key);
+        inv.claimants.get(user)?.claims().rev().find_map(|(fp, id)| {
+            let record = self.claims.get(id).filter(|r| fp == fingerprint && r.claim.idempotency_key == key);
+            record.map(|r| &r.claim)
+        })
+    }
+
     /// Decides a claim at `now` (Unix ms). A retry with a known idempotency key returns the first answer and
-    /// changes nothing.
+    /// changes nothing. A rejection allocates nothing.
     pub fn claim(&mut self, req: &ClaimRequest, now: u64) -> Result<(Reply, Vec<Event>), ClaimError> {
-        let key = (req.inventory.clone(), req.user.clone(), req.idempotency_key.clone());
-        if let Some(&id) = self.keys.get(&key) {
-            let claim = &self.claims[&id];
+        let inv = self.by_id.get(req.inventory.as_str()).map(|&i| &self.inventories[i]);
+        if let Some(claim) = inv.and_then(|inv| self.known(inv, &req.user, &req.idempotency_key)) {
             let reply = Reply {
-                claim: id,
+                claim: claim.id,
                 status: claim.first_status,
                 units: claim.units.clone(),
-                position: self.position(id),
+                position: self.position(claim.id),
                 replayed: true,
             };
             return Ok((reply, Vec::new()));
@@ -135,7 +160,7 @@ impl Engine {
         if req.quantity == 0 || req.user.is_empty() || req.idempotency_key.is_empty() {
             return Err(ClaimError::Invalid("quantity, user and idempotency key are required".into()));
         }
-        let inv = self.inventories.get(&req.inventory).ok_or(ClaimError::NotFound("inventory"))?;
+        let inv = inv.ok_or(ClaimError::NotFound("inventory"))?;
         if !inv.spec.open_at(now) {
             return Err(ClaimError::Closed);
         }
@@ -146,7 +171,7 @@ impl Engine {
             return Err(ClaimError::Invalid("name one unit per item claimed, or none".into()));
         }
         if let Some(limit) = inv.spec.per_user_limit {
-            if inv.per_user(&req.user) + req.quantity > limit {
+            if inv.claimants.quantity(&req.user) + req.quantity > limit {
                 return Err(ClaimError::LimitReached(limit));
             }
         }
@@ -181,7 +206,7 @@ impl Engine {
 
     /// Turns a hold into a confirmed claim.
     pub fn confirm(&mut self, claim: u64, now: u64) -> Result<Vec<Event>, ClaimError> {
-        let c = self.claims.get(&claim).ok_or(ClaimError::NotFound("claim"))?;
+        let c = &self.claims.get(claim).ok_or(ClaimError::NotFound("claim"))?.claim;
         match c.status {
             ClaimStatus::Confirmed => Ok(Vec::new()),
             ClaimStatus::Held { expires } if expires > now => {
@@ -198,14 +223,16 @@ impl Engine {
 
     /// Gives a claim up; its stock goes to the waitlist first.
     pub fn cancel(&mut self, claim: u64, now: u64) -> Result<Vec<Event>, ClaimError> {
-        let c = self.claims.get(&claim).ok_or(ClaimError::NotFound("claim"))?;
-        if matches!(c.status, ClaimStatus::Cancelled | ClaimStatus::Expired) {
+        let r = self.claims.get(claim).ok_or(ClaimError::NotFound("claim"))?;
+        if matches!(r.claim.status, ClaimStatus::Cancelled | ClaimStatus::Expired) {
             return Ok(Vec::new());
         }
-        let inventory = c.inventory.clone();
+        let inventory = r.inventory;
         let mut events = vec![Event::Cancelled { claim, at: now }];
         self.apply(&events[0]);
-        events.extend(self.promote(&inventory, now));
+        if let Some(inventory) = inventory {
+            events.extend(self.promote(inventory, now));
+        }
         Ok(events)
     }
 
@@ -219,8 +246,8 @@ impl Engine {
             let event = Event::Expired { claim, at: now };
             self.apply(&event);
             events.push(event);
-            if let Some(inventory) = self.claims.get(&claim).map(|c| c.inventory.clone()) {
-                events.extend(self.promote(&inventory, now));
+            if let Some(inventory) = self.claims.get(claim).and_then(|r| r.inventory) {
+                events.extend(self.promote(inventory, now));
             }
         }
         events
@@ -228,11 +255,11 @@ impl Engine {
 
     /// Gives freed stock to waitlisted claims, first come first served: the head of the line is served
     /// before anyone behind it, even if a smaller claim behind it would fit.
-    fn promote(&mut self, inventory: &str, now: u64) -> Vec<Event> {
+    fn promote(&mut self, inventory: usize, now: u64) -> Vec<Event> {
         let mut events = Vec::new();
         while let Some(inv) = self.inventories.get(inventory) {
             let Some(&head) = inv.waitlist.front() else { break };
-            let c = &self.claims[&head];
+            let Some(Record { claim: c, .. }) = self.claims.get(head) else { break };
             let Ok(units) = inv.allocate(c.quantity, &c.units) else { break };
             let status = match inv.spec.hold_ttl_ms {
                 Some(ttl) => ClaimStatus::Held { expires: now + ttl },
@@ -257,13 +284,24 @@ impl Engine {
     pub fn apply(&mut self, event: &Event) {
         match event {
             Event::InventoryCreated(spec) => {
-                self.inventories.insert(spec.id.clone(), Inventory::new(spec.clone()));
+                let mut fresh = Inventory::new(spec.clone());
+                match self.by_id.get(spec.id.as_str()) {
+                    // Created again: counts start over, but claims made there keep their idempotency keys.
+                    Some(&i) => {
+                        fresh.claimants = std::mem::take(&mut self.inventories[i].claimants).reset_quantities();
+                        self.inventories[i] = fresh;
+                    }
+                    None => {
+                        self.by_id.insert(spec.id.clone(), self.inventories.len());
+                        self.inventories.push(fresh);
+                    }
+                }
             }
             Event::Claimed { claim, inventory, user, quantity, units, key, status, .. } => {
                 self.next_claim = self.next_claim.max(claim + 1);
-                self.keys.insert((inventory.clone(), user.clone(), key.clone()), *claim);
-                if let Some(inv) = self.inventories.get_mut(inventory) {
-                    inv.add_user(user, *quantity);
+                let index = self.by_id.get(inventory.as_str()).copied();
+                if let Some(inv) = index.map(|i| &mut self.inventories[i]) {
+                    inv.claimants.add(user, self.keys.hash_one(key.as_str()), *claim, *quantity);
                     match status {
                         ClaimStatus::Waitlisted => inv.waitlist.push_back(*claim),
                         _ => inv.take(*quantity, units, *claim, status.expires().is_some()),
@@ -272,25 +310,23 @@ impl Engine {
                 if let ClaimStatus::Held { expires } = status {
                     self.holds.insert((*expires, *claim));
                 }
-                self.claims.insert(
-                    *claim,
-                    Claim {
-                        id: *claim,
-                        inventory: inventory.clone(),
-                        user: user.clone(),
-                        quantity: *quantity,
-                        units: units.clone(),
-                        status: *status,
-                        idempotency_key: key.clone(),
-                        first_status: *status,
-                    },
-                );
+                let claim = Claim {
+                    id: *claim,
+                    inventory: inventory.clone(),
+                    user: user.clone(),
+                    quantity: *quantity,
+                    units: units.clone(),
+                    status: *status,
+                    idempotency_key: key.clone(),
+                    first_status: *status,
+                };
+                self.claims.insert(claim.id, Record { claim, inventory: index });
             }
             Event::Confirmed { claim, .. } => {
-                if let Some(c) = self.claims.get_mut(claim) {
+                if let Some(Record { claim: c, inventory }) = self.claims.get_mut(*claim) {
                     if let ClaimStatus::Held { expires } = c.status {
                         self.holds.remove(&(expires, *claim));
-                        if let Some(inv) = self.inventories.get_mut(&c.inventory) {
+                        if let Some(inv) = inventory.map(|i| &mut self.inventories[i]) {
                             inv.confirm_held(c.quantity);
                         }
                     }
@@ -299,14 +335,14 @@ impl Engine {
             }
             Event::Cancelled { claim, .. } | Event::Expired { claim, .. } => {
                 let expired = matches!(event, Event::Expired { .. });
-                if let Some(c) = self.claims.get_mut(claim) {
+                if let Some(Record { claim: c, inventory }) = self.claims.get_mut(*claim) {
                     let before = c.status;
                     c.status = if expired { ClaimStatus::Expired } else { ClaimStatus::Cancelled };
                     if let ClaimStatus::Held { expires } = before {
                         self.holds.remove(&(expires, *claim));
                     }
-                    if let Some(inv) = self.inventories.get_mut(&c.inventory) {
-                        inv.remove_user(&c.user, c.quantity);
+                    if let Some(inv) = inventory.map(|i| &mut self.inventories[i]) {
+                        inv.claimants.release(&c.user, c.quantity);
                         match before {
                             ClaimStatus::Waitlisted => inv.waitlist.retain(|&w| w != *claim),
                             ClaimStatus::Confirmed | ClaimStatus::Held { .. } => {
@@ -318,8 +354,8 @@ impl Engine {
                 }
             }
             Event::Promoted { claim, units, status, .. } => {
-                if let Some(c) = self.claims.get_mut(claim) {
-                    if let Some(inv) = self.inventories.get_mut(&c.inventory) {
+                if let Some(Record { claim: c, inventory }) = self.claims.get_mut(*claim) {
+                    if let Some(inv) = inventory.map(|i| &mut self.inventories[i]) {
                         inv.waitlist.retain(|&w| w != *claim);
                         inv.take(c.quantity, units, *claim, status.expires().is_some());
                     }
@@ -334,35 +370,37 @@ impl Engine {
     }
 
     pub fn get(&self, claim: u64) -> Option<&Claim> {
-        self.claims.get(&claim)
+        self.claims.get(claim).map(|r| &r.claim)
     }
 
     pub fn inventory(&self, id: &str) -> Option<(&InventorySpec, Counts)> {
-        self.inventories.get(id).map(|i| (&i.spec, i.counts()))
+        self.by_id.get(id).map(|&i| (&self.inventories[i].spec, self.inventories[i].counts()))
     }
 
     /// Every inventory with its figures, by id.
     pub fn inventories(&self) -> Vec<(&InventorySpec, Counts)> {
-        let mut all: Vec<_> = self.inventories.values().map(|i| (&i.spec, i.counts())).collect();
+        let mut all: Vec<_> = self.inventories.iter().map(|i| (&i.spec, i.counts())).collect();
         all.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         all
     }
 
     /// A user's claims on an inventory, oldest first, whatever their status (the "my claims" read model).
     pub fn claims_of(&self, inventory: &str, user: &str) -> Vec<&Claim> {
-        let mut mine: Vec<&Claim> =
-            self.claims.values().filter(|c| c.inventory == inventory && c.user == user).collect();
+        let Some(claimant) = self.by_id.get(inventory).and_then(|&i| self.inventories[i].claimants.get(user)) else {
+            return Vec::new();
+        };
+        let mut mine: Vec<&Claim> = claimant.claims().filter_map(|(_, id)| self.get(id)).collect();
         mine.sort_by_key(|c| c.id);
         mine
     }
 
     /// 1-based place of a waitlisted claim.
     pub fn position(&self, claim: u64) -> Option<u64> {
-        let c = self.claims.get(&claim)?;
-        if c.status != ClaimStatus::Waitlisted {
+        let r = self.claims.get(claim)?;
+        if r.claim.status != ClaimStatus::Waitlisted {
             return None;
         }
-        let inv = self.inventories.get(&c.inventory)?;
+        let inv = self.inventories.get(r.inventory?)?;
         inv.waitlist.iter().position(|&w| w == claim).map(|p| p as u64 + 1)
     }
 
@@ -370,15 +408,15 @@ impl Engine {
     pub fn state_hash(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        let mut ids: Vec<&String> = self.inventories.keys().collect();
+        let mut ids: Vec<(&String, usize)> = self.by_id.iter().map(|(id, &i)| (id, i)).collect();
         ids.sort();
-        for id in ids {
-            let inv = &self.inventories[id];
+        for (id, i) in ids {
+            let inv = &self.inventories[i];
             id.hash(&mut h);
             inv.counts().hash(&mut h);
             inv.waitlist.hash(&mut h);
         }
-        let mut claims: Vec<&Claim> = self.claims.values().collect();
+        let mut claims: Vec<&Claim> = self.claims.values().map(|r| &r.claim).collect();
         claims.sort_by_key(|c| c.id);
         for c in claims {
             (c.id, &c.user, c.quantity, &c.units, c.status.as_str(), c.status.expires()).hash(&mut h);
@@ -388,8 +426,8 @@ impl Engine {
 
     /// Checks every invariant; the property tests call it after every step.
     pub fn check_invariants(&self) -> Result<(), String> {
-        for inv in self.inventories.values() {
-            inv.check(&self.claims)?;
+        for inv in &self.inventories {
+            inv.check(self.claims.values().map(|r| &r.claim))?;
         }
         Ok(())
     }

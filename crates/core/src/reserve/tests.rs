@@ -131,20 +131,34 @@ proptest! {
         log.extend(e.create_inventory(coupons(5, true)).expect("created"));
         log.extend(e.create_inventory(seats(6)).expect("created"));
         let mut claims = Vec::new();
+        let mut keys = std::collections::HashMap::new();
         let mut now = 0;
         for op in ops {
             match op {
                 Op::Claim { user, quantity, hold, key, seats } => {
                     let inv = if seats { "seats" } else { "coupons" };
                     let r = ClaimRequest { hold, ..req(inv, &format!("u{user}"), quantity, &format!("k{key}")) };
-                    if let Ok((reply, events)) = e.claim(&r, now) {
-                        if reply.replayed {
-                            prop_assert!(events.is_empty());
-                        } else {
-                            claims.push(reply.claim);
+                    let seen = keys.get(&(inv, user, key)).copied();
+                    match e.claim(&r, now) {
+                        Ok((reply, events)) => {
+                            prop_assert_eq!(reply.replayed, seen.is_some());
+                            if let Some(first) = seen {
+                                prop_assert_eq!(reply.claim, first);
+                                prop_assert!(events.is_empty());
+                            } else {
+                                keys.insert((inv, user, key), reply.claim);
+                                claims.push(reply.claim);
+                            }
+                            log.extend(events);
                         }
-                        log.extend(events);
+                        Err(_) => prop_assert!(seen.is_none(), "a known key is always answered"),
                     }
+                    // The indexed read model agrees with a scan of every claim.
+                    let u = format!("u{user}");
+                    let mut scanned: Vec<&Claim> =
+                        e.claims.values().map(|r| &r.claim).filter(|c| c.inventory == inv && c.user == u).collect();
+                    scanned.sort_by_key(|c| c.id);
+                    prop_assert_eq!(e.claims_of(inv, &u), scanned);
                 }
                 Op::Confirm(i) if !claims.is_empty() => {
                     if let Ok(events) = e.confirm(claims[i % claims.len()], now) {

@@ -1,31 +1,29 @@
 //! The ledger in an SQLite file, written by one thread with group commit.
 //!
-//! Every append goes to the writer thread over a channel. The writer takes the first waiting append, then
-//! every other append already waiting, writes them all in one transaction, commits (an fsync under
-//! `synchronous=FULL`), and only then answers each of them. Under load one fsync covers hundreds of claims;
-//! alone, an append costs one fsync. Order is the channel's order, which is the order the engine decided in.
+//! An append joins a queue shared with the writer thread and gets the next sequence number. The writer takes
+//! everything queued, writes it as one row in one transaction, commits (an fsync under `synchronous=FULL`),
+//! then publishes "durable through sequence N"; each append's future resolves once N reaches its number. Under
+//! load one fsync covers hundreds of claims; alone, an append costs one fsync. Order is the queue's order,
+//! which is the order the engine decided in. No channel message, no per-append wakeup of the writer while it
+//! is busy, no row or JSON per event: the per-claim cost is a push, a counter and one notification shared by
+//! every append of the commit.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
+use futures_util::future::{self, BoxFuture};
 use rusqlite::Connection;
 use spillway_core::reserve::Event;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
+use super::batch;
 use crate::ledger::{Ledger, LedgerError};
 
 /// Most appends written in one transaction: bounds the latency one commit adds to the first append in it.
 const MAX_BATCH: usize = 4096;
-
-struct Append {
-    events: Vec<Event>,
-    done: oneshot::Sender<Result<(), LedgerError>>,
-}
 
 /// Counters the writer keeps, for metrics and benchmarks.
 #[derive(Debug, Default)]
@@ -37,9 +35,47 @@ pub struct LedgerStats {
     pub commit_micros: AtomicU64,
 }
 
+/// Appends not yet taken by the writer.
+#[derive(Debug, Default)]
+struct Queue {
+    appends: Vec<Vec<Event>>,
+    /// Sequence number of the last append accepted (the first is 1).
+    accepted: u64,
+    /// The writer is parked and must be woken for the next append; while it writes, nobody wakes it.
+    writer_parked: bool,
+    /// The ledger was dropped: the writer finishes what is queued and exits.
+    closed: bool,
+    /// A write failed: nothing more is accepted.
+    stopped: bool,
+}
+
+/// How far the log is durable, published by the writer after each commit.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    durable: u64,
+    /// Why nothing after `durable` will ever be durable.
+    failed: Option<LedgerError>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<Queue>,
+    wake_writer: Condvar,
+    /// Mirrors of `Queue::accepted` and `Progress::durable`, read without a lock by [`Ledger::all_durable`].
+    accepted: AtomicU64,
+    durable: AtomicU64,
+    progress: watch::Sender<Progress>,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 #[derive(Debug)]
 pub struct SqliteLedger {
-    tx: mpsc::Sender<Append>,
+    shared: Arc<Shared>,
     pub stats: Arc<LedgerStats>,
     path: PathBuf,
 }
@@ -52,18 +88,25 @@ impl SqliteLedger {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
-             CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);",
         )
         .map_err(|e| fail(e.to_string()))?;
         let events = read_all(&conn).map_err(fail)?;
-        let (tx, rx) = mpsc::channel::<Append>();
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake_writer: Condvar::new(),
+            accepted: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
+            progress: watch::Sender::new(Progress::default()),
+        });
         let stats = Arc::new(LedgerStats::default());
-        let writer_stats = stats.clone();
+        let (writer_shared, writer_stats) = (shared.clone(), stats.clone());
         std::thread::Builder::new()
             .name("spillway-ledger".into())
-            .spawn(move || write_loop(conn, &rx, &writer_stats))
+            .spawn(move || write_loop(conn, &writer_shared, &writer_stats))
             .map_err(|e| fail(e.to_string()))?;
-        Ok((Self { tx, stats, path: path.to_path_buf() }, events))
+        Ok((Self { shared, stats, path: path.to_path_buf() }, events))
     }
 
     pub fn path(&self) -> &Path {
@@ -71,66 +114,146 @@ impl SqliteLedger {
     }
 }
 
+impl Drop for SqliteLedger {
+    fn drop(&mut self) {
+        self.shared.queue().closed = true;
+        self.shared.wake_writer.notify_one();
+    }
+}
+
+/// Every event in order: rows of one event as JSON (what earlier versions wrote) come first, then the
+/// batches, since a ledger once written by this version is never written one event per row again.
 fn read_all(conn: &Connection) -> Result<Vec<Event>, String> {
+    let mut events = Vec::new();
     let mut stmt = conn.prepare("SELECT seq, body FROM events ORDER BY seq").map_err(|e| e.to_string())?;
     let rows =
         stmt.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))).map_err(|e| e.to_string())?;
-    let mut events = Vec::new();
     for row in rows {
         let (seq, body) = row.map_err(|e| e.to_string())?;
         events.push(serde_json::from_str(&body).map_err(|e| format!("event {seq} is unreadable: {e}"))?);
     }
+    let mut stmt = conn.prepare("SELECT seq, body FROM batches ORDER BY seq").map_err(|e| e.to_string())?;
+    let mut rows = stmt.query([]).map_err(|e| e.to_string())?;
+    while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+        let seq: i64 = row.get(0).map_err(|e| e.to_string())?;
+        let body = row.get_ref(1).and_then(|v| v.as_blob().map_err(Into::into)).map_err(|e| e.to_string())?;
+        batch::decode(body, &mut events).map_err(|e| format!("batch {seq} is unreadable: {e}"))?;
+    }
     Ok(events)
 }
 
-fn write_loop(mut conn: Connection, rx: &mpsc::Receiver<Append>, stats: &LedgerStats) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+fn write_loop(mut conn: Connection, shared: &Shared, stats: &LedgerStats) {
+    let mut batch: Vec<Vec<Event>> = Vec::new();
+    let mut bytes = Vec::new();
+    let mut durable = 0;
+    loop {
+        {
+            let mut queue = shared.queue();
+            while queue.appends.is_empty() {
+                if queue.closed {
+                    return;
+                }
+                queue.writer_parked = true;
+                queue = shared.wake_writer.wait(queue).unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            if queue.appends.len() <= MAX_BATCH {
+                std::mem::swap(&mut queue.appends, &mut batch);
+            } else {
+                batch.extend(queue.appends.drain(..MAX_BATCH));
             }
         }
         let started = Instant::now();
-        let result = write(&mut conn, &batch);
+        let result = write(&mut conn, &batch, &mut bytes);
         stats.commit_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.appends.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        stats.events.fetch_add(batch.iter().map(|a| a.events.len() as u64).sum(), Ordering::Relaxed);
-        let failed = result.is_err();
-        for append in batch {
-            let _ = append.done.send(result.clone());
+        stats.events.fetch_add(batch.iter().map(|a| a.len() as u64).sum(), Ordering::Relaxed);
+        match result {
+            Ok(()) => {
+                durable += batch.len() as u64;
+                shared.durable.store(durable, Ordering::Release);
+                shared.progress.send_modify(|p| p.durable = durable);
+            }
+            Err(e) => {
+                // Stop: events decided after these may depend on them. Every later append is refused.
+                let mut queue = shared.queue();
+                queue.stopped = true;
+                queue.appends.clear();
+                shared.progress.send_modify(|p| p.failed = Some(e));
+                return;
+            }
         }
-        if failed {
-            // Stop: every later append is refused (its sender sees the channel closed).
-            return;
-        }
+        batch.clear();
     }
 }
 
-fn write(conn: &mut Connection, batch: &[Append]) -> Result<(), LedgerError> {
+fn write(conn: &mut Connection, batch: &[Vec<Event>], bytes: &mut Vec<u8>) -> Result<(), LedgerError> {
     let err = |e: rusqlite::Error| LedgerError::Write(e.to_string());
+    let events = batch.iter().map(Vec::len).sum();
+    batch::encode(Counted { events: batch.iter().flatten(), left: events }, bytes).map_err(LedgerError::Write)?;
     let tx = conn.transaction().map_err(err)?;
-    {
-        let mut insert = tx.prepare_cached("INSERT INTO events (body) VALUES (?1)").map_err(err)?;
-        for event in batch.iter().flat_map(|a| &a.events) {
-            let body = serde_json::to_string(event).map_err(|e| LedgerError::Write(e.to_string()))?;
-            insert.execute([body]).map_err(err)?;
-        }
-    }
+    tx.prepare_cached("INSERT INTO batches (body) VALUES (?1)").map_err(err)?.execute([&bytes[..]]).map_err(err)?;
     tx.commit().map_err(err)
+}
+
+/// An iterator that knows its length, for one that cannot say it (a flattened list of lists).
+struct Counted<I> {
+    events: I,
+    left: usize,
+}
+
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        let next = self.events.next()?;
+        self.left -= 1;
+        Some(next)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for Counted<I> {}
+
+fn stopped() -> LedgerError {
+    LedgerError::Write("the ledger writer has stopped".into())
 }
 
 impl Ledger for SqliteLedger {
     fn append(&self, events: Vec<Event>) -> BoxFuture<'static, Result<(), LedgerError>> {
-        let (done, wait) = oneshot::channel();
-        let sent = self.tx.send(Append { events, done });
+        let shared = &self.shared;
+        let target = if events.is_empty() {
+            shared.accepted.load(Ordering::Acquire)
+        } else {
+            let mut queue = shared.queue();
+            if queue.stopped {
+                return future::ready(Err(shared.progress.borrow().failed.clone().unwrap_or_else(stopped))).boxed();
+            }
+            queue.appends.push(events);
+            queue.accepted += 1;
+            shared.accepted.store(queue.accepted, Ordering::Release);
+            let (target, wake) = (queue.accepted, std::mem::take(&mut queue.writer_parked));
+            drop(queue);
+            if wake {
+                shared.wake_writer.notify_one();
+            }
+            target
+        };
+        if shared.durable.load(Ordering::Acquire) >= target {
+            return future::ready(Ok(())).boxed();
+        }
+        let mut progress = shared.progress.subscribe();
         async move {
-            sent.map_err(|_| LedgerError::Write("the ledger writer has stopped".into()))?;
-            wait.await.map_err(|_| LedgerError::Write("the ledger writer has stopped".into()))?
+            let p = progress.wait_for(|p| p.durable >= target || p.failed.is_some()).await.map_err(|_| stopped())?;
+            if p.durable >= target { Ok(()) } else { Err(p.failed.clone().unwrap_or_else(stopped)) }
         }
         .boxed()
+    }
+
+    fn all_durable(&self) -> bool {
+        let accepted = self.shared.accepted.load(Ordering::Acquire);
+        self.shared.durable.load(Ordering::Acquire) >= accepted
     }
 }
 
@@ -179,6 +302,50 @@ mod tests {
         let (_, events) = SqliteLedger::open(&path).expect("reopen");
         assert_eq!(events.len(), 101);
         assert_eq!(events[0], Event::InventoryCreated(spec));
-        assert_eq!(events[100], claimed(99));
+        assert_eq!(events[1..], (0..100).map(claimed).collect::<Vec<_>>()[..]);
+    }
+
+    #[tokio::test]
+    async fn rows_of_one_json_event_are_read_before_the_batches_that_follow_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch("CREATE TABLE events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);").expect("table");
+            for i in 0..3 {
+                let body = serde_json::to_string(&claimed(i)).expect("json");
+                conn.execute("INSERT INTO events (body) VALUES (?1)", [body]).expect("insert");
+            }
+        }
+        {
+            let (ledger, existing) = SqliteLedger::open(&path).expect("open");
+            assert_eq!(existing, (0..3).map(claimed).collect::<Vec<_>>());
+            ledger.append(vec![claimed(3), claimed(4)]).await.expect("append");
+            ledger.append(vec![claimed(5)]).await.expect("append");
+        }
+        let (_, events) = SqliteLedger::open(&path).expect("reopen");
+        assert_eq!(events, (0..6).map(claimed).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn it_says_all_is_durable_only_once_the_commit_is_done() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.db");
+        let (ledger, _) = SqliteLedger::open(&path).expect("open");
+        assert!(ledger.all_durable(), "nothing appended yet");
+        // Another connection holds the write lock: the writer can take the append but not commit it.
+        let other = Connection::open(&path).expect("open");
+        other.execute_batch("BEGIN IMMEDIATE;").expect("lock");
+        let mut appended = ledger.append(vec![claimed(0)]);
+        let mut barrier = ledger.append(Vec::new());
+        assert!(!ledger.all_durable());
+        assert!((&mut appended).now_or_never().is_none());
+        assert!((&mut barrier).now_or_never().is_none(), "a barrier waits for what was appended before it");
+        other.execute_batch("ROLLBACK;").expect("unlock");
+        appended.await.expect("durable");
+        barrier.await.expect("barrier");
+        assert!(ledger.all_durable());
+        assert!(ledger.append(Vec::new()).now_or_never().is_some(), "nothing to wait for");
+        assert_eq!(ledger.stats.events.load(Ordering::Relaxed), 1, "a barrier writes nothing");
     }
 }

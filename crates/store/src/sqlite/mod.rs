@@ -1,5 +1,6 @@
 //! The embedded backend for durable data: SQLite files in WAL mode with `synchronous=FULL`.
 
+mod batch;
 mod ledger;
 
 pub use ledger::{LedgerStats, SqliteLedger};
