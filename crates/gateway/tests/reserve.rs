@@ -137,12 +137,19 @@ impl Events {
 async fn a_hold_expires_once_and_the_line_is_told() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
-    let seats = "[inventories.show]\nunits = [\"A-1..2\"]\nhold = \"60s\"\nwaitlist = true\nper_user_limit = 2\n";
+    let seats = "[inventories.show]\nunits = [\"A-1..2\"]\nhold = \"60s\"\nwaitlist = true\nper_user_limit = 2\n\
+                 [inventories.show.attributes]\n\"A-2\" = { section = \"floor\", price = \"99000\" }\n";
     let gw = start(&dir.path().join("ledger.db"), seats, clock.clone()).await;
 
     let (status, a) = post(&gw, "/api/inventories/show/claims", json!({ "user": "ann", "units": ["A-2"] })).await;
     assert_eq!((status, &a["status"], &a["units"]), (StatusCode::CREATED, &json!("held"), &json!(["A-2"])));
     assert_eq!(a["expires_in_seconds"], 60);
+    let (_, map) = get(&gw, "/api/inventories/show").await;
+    assert_eq!(
+        map["units"],
+        json!([{ "name": "A-1", "free": true }, { "name": "A-2", "free": false, "attributes": { "price": "99000", "section": "floor" } }]),
+        "the seat map"
+    );
     let (status, taken) = post(&gw, "/api/inventories/show/claims", json!({ "user": "bob", "units": ["A-2"] })).await;
     assert_eq!((status, &taken["error"]), (StatusCode::CONFLICT, &json!("unit_taken")));
     let (_, b) = post(&gw, "/api/inventories/show/claims", json!({ "user": "bob" })).await;

@@ -22,6 +22,7 @@ fn spec(n: u64) -> InventorySpec {
         waitlist: false,
         opens_at: None,
         closes_at: None,
+        attributes: Default::default(),
     }
 }
 

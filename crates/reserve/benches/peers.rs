@@ -189,6 +189,7 @@ fn spec() -> InventorySpec {
         waitlist: false,
         opens_at: None,
         closes_at: None,
+        attributes: Default::default(),
     }
 }
 

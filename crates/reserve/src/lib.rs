@@ -144,6 +144,11 @@ impl Reservations {
         self.engine().inventory(id).map(|(spec, counts)| (spec.clone(), counts))
     }
 
+    /// A named-unit inventory's units with whether each is free (the seat map's read model).
+    pub fn units(&self, id: &str) -> Option<Vec<(String, bool)>> {
+        self.engine().units(id).map(|units| units.into_iter().map(|(n, free)| (n.to_string(), free)).collect())
+    }
+
     /// Whether an inventory holds claims before they are confirmed; `None` if there is no such inventory.
     /// Cheap, unlike [`Reservations::inventory`], which copies the spec with all its unit names.
     pub fn holds(&self, inventory: &str) -> Option<bool> {
@@ -186,6 +191,7 @@ mod tests {
             waitlist: false,
             opens_at: None,
             closes_at: None,
+            attributes: Default::default(),
         }
     }
 

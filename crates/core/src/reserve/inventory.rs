@@ -1,6 +1,6 @@
 //! One inventory's stock: counted (N identical items) or named units (seats), who holds what, and the line.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::claimants::{Claimants, FastMap};
 
@@ -29,6 +29,9 @@ pub struct InventorySpec {
     /// Unix ms.
     pub opens_at: Option<u64>,
     pub closes_at: Option<u64>,
+    /// Shown with named units (section, price…); no part in any decision.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl InventorySpec {
@@ -41,6 +44,12 @@ impl InventorySpec {
             if let Some(dup) = units.iter().find(|u| !seen.insert(*u)) {
                 return Err(format!("unit {dup:?} is listed twice"));
             }
+        }
+        if let Some(unit) = self.attributes.keys().find(|u| match &self.stock {
+            Stock::Units(units) => !units.contains(u),
+            Stock::Counted(_) => true,
+        }) {
+            return Err(format!("attributes name {unit:?}, which is not a unit of this inventory"));
         }
         if self.per_user_limit == Some(0) {
             return Err("per_user_limit must be at least 1".into());
@@ -167,6 +176,14 @@ impl Inventory {
     /// A hold became a confirmed claim: still taken, no longer held.
     pub fn confirm_held(&mut self, quantity: u32) {
         self.held = self.held.saturating_sub(u64::from(quantity));
+    }
+
+    /// Named units in order, each with whether it is free (neither confirmed nor held).
+    pub fn unit_states(&self) -> Vec<(&str, bool)> {
+        match &self.spec.stock {
+            Stock::Units(names) => names.iter().zip(&self.holders).map(|(n, h)| (n.as_str(), h.is_none())).collect(),
+            Stock::Counted(_) => Vec::new(),
+        }
     }
 
     pub fn counts(&self) -> Counts {

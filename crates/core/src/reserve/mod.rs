@@ -377,6 +377,11 @@ impl Engine {
         self.by_id.get(id).map(|&i| (&self.inventories[i].spec, self.inventories[i].counts()))
     }
 
+    /// A named-unit inventory's units, each with whether it is free; empty for counted stock.
+    pub fn units(&self, id: &str) -> Option<Vec<(&str, bool)>> {
+        self.by_id.get(id).map(|&i| self.inventories[i].unit_states())
+    }
+
     /// Every inventory with its figures, by id.
     pub fn inventories(&self) -> Vec<(&InventorySpec, Counts)> {
         let mut all: Vec<_> = self.inventories.iter().map(|i| (&i.spec, i.counts())).collect();

@@ -14,6 +14,7 @@ fn coupons(n: u64, waitlist: bool) -> InventorySpec {
         waitlist,
         opens_at: None,
         closes_at: None,
+        attributes: Default::default(),
     }
 }
 
@@ -26,6 +27,7 @@ fn seats(n: usize) -> InventorySpec {
         waitlist: true,
         opens_at: None,
         closes_at: None,
+        attributes: Default::default(),
     }
 }
 

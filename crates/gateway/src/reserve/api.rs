@@ -25,7 +25,7 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use spillway_core::reserve::{Claim, ClaimError, ClaimRequest};
 
-use super::{ReserveHandle, claim_json, inventory_json};
+use super::{ReserveHandle, claim_json, inventory_json, inventory_with_units_json};
 use crate::body::{BodyTooLarge, full};
 use crate::error::GatewayError;
 use crate::pipeline::{Outcome, ProxyRequest, RequestCtx, Target};
@@ -117,7 +117,8 @@ impl Call<'_> {
 
     fn show_inventory(&self, id: &str) -> Outcome {
         let (spec, counts) = self.handle.inventory(id).ok_or(ClaimError::NotFound("inventory"))?;
-        Ok(json(StatusCode::OK, &inventory_json(&spec, &counts, self.handle.now_ms())))
+        let units = self.handle.units(id).unwrap_or_default();
+        Ok(json(StatusCode::OK, &inventory_with_units_json(&spec, &counts, &units, self.handle.now_ms())))
     }
 
     async fn claim(self, inventory: &str) -> Outcome {

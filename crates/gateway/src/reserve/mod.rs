@@ -26,7 +26,7 @@ use crate::metrics::{Metrics, ReserveMetrics};
 
 pub use api::ReserveTarget;
 pub use spec::spec_from_config;
-pub use view::{claim_json, inventory_json};
+pub use view::{claim_json, inventory_json, inventory_with_units_json};
 
 #[derive(Debug)]
 pub struct ReserveHandle {
@@ -120,6 +120,10 @@ impl ReserveHandle {
 
     pub fn inventory(&self, id: &str) -> Option<(InventorySpec, Counts)> {
         self.service.inventory(id)
+    }
+
+    pub fn units(&self, id: &str) -> Option<Vec<(String, bool)>> {
+        self.service.units(id)
     }
 
     pub fn inventory_holds(&self, id: &str) -> Option<bool> {

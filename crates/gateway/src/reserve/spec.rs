@@ -19,5 +19,6 @@ pub fn spec_from_config(name: &str, inv: &InventoryConfig) -> Result<InventorySp
         waitlist: inv.waitlist,
         opens_at: inv.opens_at.as_ref().map(|t| t.unix() * 1000),
         closes_at: inv.closes_at.as_ref().map(|t| t.unix() * 1000),
+        attributes: inv.unit_attributes()?,
     })
 }

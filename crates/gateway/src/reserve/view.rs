@@ -33,6 +33,30 @@ pub fn claim_json(c: &Claim, position: Option<u64>, now_ms: u64, replayed: Optio
     v
 }
 
+/// One inventory with its named units: each unit's name, whether it is free, and its attributes.
+pub fn inventory_with_units_json(
+    spec: &InventorySpec,
+    counts: &Counts,
+    units: &[(String, bool)],
+    now_ms: u64,
+) -> Value {
+    let mut v = inventory_json(spec, counts, now_ms);
+    if matches!(spec.stock, Stock::Units(_)) {
+        let units: Vec<Value> = units
+            .iter()
+            .map(|(name, free)| {
+                let mut u = json!({ "name": name, "free": free });
+                if let Some(attrs) = spec.attributes.get(name) {
+                    u["attributes"] = json!(attrs);
+                }
+                u
+            })
+            .collect();
+        v["units"] = json!(units);
+    }
+    v
+}
+
 pub fn inventory_json(spec: &InventorySpec, counts: &Counts, now_ms: u64) -> Value {
     let mut v = json!({
         "id": spec.id,

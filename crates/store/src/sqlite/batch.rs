@@ -208,6 +208,7 @@ mod tests {
                 waitlist: true,
                 opens_at: Some(1),
                 closes_at: None,
+                attributes: Default::default(),
             }),
             Event::Claimed {
                 claim: 0,

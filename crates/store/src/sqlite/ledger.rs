@@ -287,6 +287,7 @@ mod tests {
             waitlist: false,
             opens_at: None,
             closes_at: None,
+            attributes: Default::default(),
         };
         {
             let (ledger, existing) = SqliteLedger::open(&path).expect("open");
