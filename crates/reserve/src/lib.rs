@@ -136,6 +136,20 @@ impl Reservations {
         Ok(events)
     }
 
+    /// Waits until everything decided so far is durable. A read taken before it and answered after it shows
+    /// no state that a crash could still undo (reads come from memory, which runs ahead of the ledger by up
+    /// to one commit).
+    pub async fn settle(&self) -> Result<(), ReserveError> {
+        let durable = {
+            let _ordered = self.engine();
+            self.log(Vec::new())
+        };
+        if let Some(durable) = durable {
+            durable.await?;
+        }
+        Ok(())
+    }
+
     pub fn get(&self, claim: u64) -> Option<Claim> {
         self.engine().get(claim).cloned()
     }
@@ -290,6 +304,22 @@ mod tests {
         assert!(r.claim(&req(1), 0).now_or_never().expect("answered at once").expect("replayed").replayed);
         assert_eq!(ledger.state().barriers, 2, "no barrier once everything is durable");
         assert_eq!(ledger.state().appends, 1);
+    }
+
+    #[tokio::test]
+    async fn a_read_settles_only_once_what_it_saw_is_durable() {
+        use futures_util::FutureExt;
+        let (ledger, r) = manual(5);
+        let one = req(1);
+        let mut claimed = Box::pin(r.claim(&one, 0));
+        assert!((&mut claimed).now_or_never().is_none());
+        assert_eq!(r.inventory("drop").map(|(_, c)| c.taken), Some(1), "memory runs ahead of the ledger");
+        let mut settled = Box::pin(r.settle());
+        assert!((&mut settled).now_or_never().is_none(), "that read may not be answered yet");
+        ledger.commit();
+        settled.await.expect("settled");
+        claimed.await.expect("claimed");
+        assert!(r.settle().now_or_never().is_some(), "nothing pending: at once");
     }
 
     #[tokio::test]

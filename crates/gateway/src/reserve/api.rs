@@ -60,10 +60,11 @@ impl Target for ReserveTarget {
             let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
             let method = req.method().clone();
             let call = Call { target: self, handle, req };
-            match (segments.as_slice(), method) {
+            let outcome = match (segments.as_slice(), method) {
                 (["inventories"], Method::GET) => call.list_inventories(),
                 (["inventories", id], Method::GET) => call.show_inventory(id),
-                (["inventories", id, "claims"], Method::POST) => call.claim(id).await,
+                // Built from the durable decision alone, so it needs no settling (below).
+                (["inventories", id, "claims"], Method::POST) => return call.claim(id).await,
                 (["inventories", id, "claims"], Method::GET) => call.user_claims(id),
                 (["claims", claim], Method::GET) => call.show_claim(claim),
                 (["claims", claim, "confirm"], Method::POST) => call.confirm(claim).await,
@@ -76,7 +77,13 @@ impl Target for ReserveTarget {
                     Err(GatewayError::MethodNotAllowed)
                 }
                 _ => Err(ClaimError::NotFound("endpoint").into()),
+            };
+            // Reads come from memory, which may run ahead of the ledger: answer only once what was read is
+            // durable, so no answer shows state a crash could undo.
+            if outcome.is_ok() {
+                handle.settle().await?;
             }
+            outcome
         })
     }
 }
@@ -150,10 +157,17 @@ impl Call<'_> {
             idempotency_key: key,
         };
         let reply = self.handle.claim(&request).await?;
-        let mut claim = self.handle.get(reply.claim).ok_or(ClaimError::NotFound("claim"))?;
         // A retry is told what the first request was told, whatever happened to the claim since.
-        claim.status = reply.status;
-        claim.units = reply.units;
+        let claim = Claim {
+            id: reply.claim,
+            inventory: request.inventory,
+            user: request.user,
+            quantity: request.quantity,
+            units: reply.units,
+            status: reply.status,
+            idempotency_key: request.idempotency_key,
+            first_status: reply.status,
+        };
         let status = match (reply.replayed, reply.position) {
             (true, _) => StatusCode::OK,
             (false, Some(_)) => StatusCode::ACCEPTED,

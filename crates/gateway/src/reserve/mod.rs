@@ -110,6 +110,11 @@ impl ReserveHandle {
         Ok(())
     }
 
+    /// See [`Reservations::settle`]: every read the API answers with is followed by this.
+    pub async fn settle(&self) -> Result<(), ReserveError> {
+        self.service.settle().await
+    }
+
     pub fn get(&self, claim: u64) -> Option<Claim> {
         self.service.get(claim)
     }

@@ -43,6 +43,8 @@ pub fn stream(handle: Arc<ReserveHandle>, claim: u64, changes: watch::Receiver<u
             let c = s.handle.get(s.claim)?;
             let data = claim_json(&c, s.handle.position(c.id), s.handle.now_ms(), None).to_string();
             if s.last.as_deref() != Some(data.as_str()) {
+                // Only durable state is told (see ReserveHandle::settle); a failed ledger ends the stream.
+                s.handle.settle().await.ok()?;
                 s.done = !matches!(c.status, ClaimStatus::Waitlisted | ClaimStatus::Held { .. });
                 let frame = Frame::data(Bytes::from(format!("event: claim\ndata: {data}\n\n")));
                 s.last = Some(data);
