@@ -3,6 +3,7 @@
 mod logging;
 mod origin;
 mod serve;
+mod spike;
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -41,6 +42,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
     },
+    /// Rehearse a surge: an open-model load generator with waiting-room and reservation journeys, writing
+    /// report.json and report.html.
+    Spike(Box<spike::SpikeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
             serve::run(&config, workers.map_or_else(Workers::per_core, Workers::Threads))
         }
         Command::Origin { listen } => origin::run(listen),
+        Command::Spike(args) => spike::run(&args),
     }
 }
 

@@ -75,9 +75,11 @@ impl Http {
     pub(crate) async fn send(&self, req: Request<Full<Bytes>>) -> Result<Answer, Failure> {
         let Ok(_permit) = self.in_flight.acquire().await else { return Err(Failure::Protocol) };
         let exchange = async {
-            let response = self.client.request(req).await.map_err(|e| {
-                if e.is_connect() { Failure::Connect } else { Failure::Protocol }
-            })?;
+            let response = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| if e.is_connect() { Failure::Connect } else { Failure::Protocol })?;
             let (parts, body) = response.into_parts();
             let body = body.collect().await.map_err(|_| Failure::Protocol)?.to_bytes();
             Ok(Answer { status: parts.status, headers: parts.headers, body })

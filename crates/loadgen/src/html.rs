@@ -57,12 +57,16 @@ th{{text-align:left;font-weight:600}}h2{{margin-top:1.6em}}svg{{max-width:100%;h
     h.push_str(&svg::lines("timeline", "Per second: requests sent, errors, admissions and claims", "seconds", &lines));
 
     let l = &r.latency_ms;
-    h.push_str("<h2>Latency</h2><p>From each request's scheduled start, so waiting for a connection counts.</p><table>");
-    for (k, v) in [("p50", l.p50), ("p90", l.p90), ("p99", l.p99), ("p99.9", l.p999), ("max", l.max), ("mean", l.mean)] {
+    h.push_str(
+        "<h2>Latency</h2><p>From each request's scheduled start, so waiting for a connection counts.</p><table>",
+    );
+    for (k, v) in [("p50", l.p50), ("p90", l.p90), ("p99", l.p99), ("p99.9", l.p999), ("max", l.max), ("mean", l.mean)]
+    {
         row(&mut h, k, &format!("{v:.2} ms"));
     }
     h.push_str("</table>");
-    let buckets: Vec<(String, u64)> = r.latency_buckets.iter().map(|b| (format!("<{}ms", fmt_ms(b.upto_ms)), b.count)).collect();
+    let buckets: Vec<(String, u64)> =
+        r.latency_buckets.iter().map(|b| (format!("<{}ms", fmt_ms(b.upto_ms)), b.count)).collect();
     h.push_str(&svg::bars("latency", "Requests by latency (bucket bounds double)", "latency", "#1f77b4", &buckets));
 
     if let Some(g) = &r.surge {

@@ -199,7 +199,7 @@ fn surge(mut users: Vec<UserRecord>, inventory: Option<ServerInventory>) -> Surg
         *counter += 1;
     }
     // A claim id handed to two users is a duplicate too, for both of them.
-    claims.duplicate_users += owners.values().filter(|n| **n > 1).map(|n| *n).sum::<u64>();
+    claims.duplicate_users += owners.values().filter(|n| **n > 1).copied().sum::<u64>();
     claims.attempted = claims.confirmed
         + claims.held
         + claims.waitlisted
@@ -264,7 +264,12 @@ impl Report {
         );
         let statuses: Vec<String> = r.by_status.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let failures: Vec<String> = r.by_failure.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        let _ = writeln!(s, "status {}{}", statuses.join(", "), if failures.is_empty() { String::new() } else { format!("; failures {}", failures.join(", ")) });
+        let _ = writeln!(
+            s,
+            "status {}{}",
+            statuses.join(", "),
+            if failures.is_empty() { String::new() } else { format!("; failures {}", failures.join(", ")) }
+        );
         let _ = writeln!(
             s,
             "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
@@ -273,14 +278,30 @@ impl Report {
         if let Some(g) = &self.surge {
             let w = &g.waiting_ms;
             let c = &g.claims;
-            let _ = writeln!(s, "admitted {} ({} walked in); waited ms: p50 {:.0}  p99 {:.0}  max {:.0}", g.admitted, g.walked_in, w.p50, w.p99, w.max);
+            let _ = writeln!(
+                s,
+                "admitted {} ({} walked in); waited ms: p50 {:.0}  p99 {:.0}  max {:.0}",
+                g.admitted, g.walked_in, w.p50, w.p99, w.max
+            );
             let tau = g.fairness.kendall_tau.map_or("n/a".to_string(), |t| format!("{t:.4}"));
-            let _ = writeln!(s, "fairness: {} inversions in {} pairs, Kendall tau {tau}", g.fairness.inversions, g.fairness.pairs);
+            let _ = writeln!(
+                s,
+                "fairness: {} inversions in {} pairs, Kendall tau {tau}",
+                g.fairness.inversions, g.fairness.pairs
+            );
             let capacity = c.capacity.map_or("unknown".to_string(), |c| c.to_string());
             let _ = writeln!(
                 s,
                 "claims: {} confirmed, {} held, {} waitlisted, {} sold out, {} limit reached, {} refused, {} errors; capacity {capacity}; oversold {}; duplicate users {}",
-                c.confirmed, c.held, c.waitlisted, c.sold_out, c.limit_reached, c.refused, c.errors, c.oversold, c.duplicate_users
+                c.confirmed,
+                c.held,
+                c.waitlisted,
+                c.sold_out,
+                c.limit_reached,
+                c.refused,
+                c.errors,
+                c.oversold,
+                c.duplicate_users
             );
         }
         s

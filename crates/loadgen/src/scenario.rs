@@ -146,8 +146,9 @@ impl Scenario {
         match &self.journey {
             Journey::Requests { url, method, headers, until_end, requests_per_user, .. } => {
                 self.check_url("journey.url", url)?;
-                http::Method::from_bytes(method.as_bytes())
-                    .map_err(|_| LoadgenError::invalid("journey.method", format!("{method:?} is not an HTTP method")))?;
+                http::Method::from_bytes(method.as_bytes()).map_err(|_| {
+                    LoadgenError::invalid("journey.method", format!("{method:?} is not an HTTP method"))
+                })?;
                 for (name, value) in headers {
                     let key = format!("journey.headers.{name}");
                     http::HeaderName::from_bytes(name.as_bytes())
@@ -165,9 +166,13 @@ impl Scenario {
             Journey::Surge { url, room, reserve, inventory, .. } => {
                 self.check_url("journey.url", url)?;
                 self.check_url("journey.reserve", reserve)?;
-                let name_ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                let name_ok =
+                    |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
                 if !name_ok(room) {
-                    return Err(LoadgenError::invalid("journey.room", "must be a room name (letters, digits, - and _)"));
+                    return Err(LoadgenError::invalid(
+                        "journey.room",
+                        "must be a room name (letters, digits, - and _)",
+                    ));
                 }
                 if !name_ok(inventory) {
                     return Err(LoadgenError::invalid("journey.inventory", "must be an inventory id"));
@@ -184,7 +189,11 @@ impl Scenario {
         }
         let host = uri.host().unwrap_or("");
         let loopback = host == "localhost"
-            || host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
         if !loopback && !self.allow_remote {
             return Err(LoadgenError::invalid(
                 key,
@@ -240,11 +249,19 @@ inventory = "coupons"
     fn errors_name_the_key() {
         let err = |text: &str| Scenario::parse(text).unwrap_err().to_string();
         assert!(err(&SURGE.replace("inventory = ", "inventroy = ")).starts_with("journey.inventroy: unknown key"));
-        assert!(err(&SURGE.replace("over = \"5s\"", "over = 5")).starts_with("arrival"), "{}", err(&SURGE.replace("over = \"5s\"", "over = 5")));
-        assert!(err(&SURGE.replace("127.0.0.1:8080/sale", "example.com/sale")).starts_with("journey.url: example.com is not a loopback"));
+        assert!(
+            err(&SURGE.replace("over = \"5s\"", "over = 5")).starts_with("arrival"),
+            "{}",
+            err(&SURGE.replace("over = \"5s\"", "over = 5"))
+        );
+        assert!(
+            err(&SURGE.replace("127.0.0.1:8080/sale", "example.com/sale"))
+                .starts_with("journey.url: example.com is not a loopback")
+        );
         assert!(err(&SURGE.replace("to = 100", "to = -3")).starts_with("arrival.to: must be"));
         assert!(err(&SURGE.replace("duration = \"5s\"", "max_users = 0")).starts_with("max_users:"));
-        let constant = "[arrival]\nkind = \"constant\"\nrate = 5\n[journey]\nkind = \"requests\"\nurl = \"http://127.0.0.1:1/\"\n";
+        let constant =
+            "[arrival]\nkind = \"constant\"\nrate = 5\n[journey]\nkind = \"requests\"\nurl = \"http://127.0.0.1:1/\"\n";
         assert!(err(constant).starts_with("duration: a constant rate needs"));
     }
 }

@@ -62,8 +62,11 @@ pub fn lines(id: &str, title: &str, x_label: &str, series: &[(&str, &str, Vec<f6
     let plot_h = H - TOP - BOTTOM;
     let x = |i: usize| LEFT + if n > 1 { plot_w * i as f64 / (n - 1) as f64 } else { 0.0 };
     for (k, (name, color, values)) in series.iter().enumerate() {
-        let points: Vec<String> =
-            values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), TOP + plot_h * (1.0 - v / max))).collect();
+        let points: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:.1},{:.1}", x(i), TOP + plot_h * (1.0 - v / max)))
+            .collect();
         let data: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
         let _ = write!(
             s,
@@ -84,7 +87,12 @@ pub fn lines(id: &str, title: &str, x_label: &str, series: &[(&str, &str, Vec<f6
     }
     if n > 1 {
         for i in [0, n / 2, n - 1] {
-            let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{i}</text>"#, x(i), H - BOTTOM + 12.0);
+            let _ = write!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{i}</text>"#,
+                x(i),
+                H - BOTTOM + 12.0
+            );
         }
     }
     s.push_str("</svg>");

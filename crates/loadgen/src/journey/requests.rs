@@ -40,7 +40,13 @@ pub(crate) async fn run(ctx: &Ctx, rec: &mut Recorder<'_>, call: &Call, count: u
     let mut intended = start;
     let mut done = 0u64;
     loop {
-        if until_end { if Instant::now() >= ctx.end { break } } else if done >= count { break }
+        if until_end {
+            if Instant::now() >= ctx.end {
+                break;
+            }
+        } else if done >= count {
+            break;
+        }
         let _ = exchange(ctx, rec, &mut jar, call, intended).await;
         done += 1;
         intended = Instant::now();
