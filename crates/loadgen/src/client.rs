@@ -53,7 +53,10 @@ impl Failure {
 
 #[derive(Debug)]
 pub(crate) struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// HTTP/2: hyper's client, one multiplexed connection per host.
+    h2: Option<Client<HttpConnector, Full<Bytes>>>,
+    /// HTTP/1.1: connections driven by the task using them.
+    h1: crate::pool::Pool,
     in_flight: Semaphore,
     timeout: Duration,
 }
@@ -63,20 +66,21 @@ impl Http {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(connections)
-            .http2_only(http2)
-            .build(connector);
-        Self { client, in_flight: Semaphore::new(connections), timeout }
+        let h2 = http2.then(|| {
+            Client::builder(TokioExecutor::new()).pool_max_idle_per_host(connections).http2_only(true).build(connector)
+        });
+        Self { h2, h1: crate::pool::Pool::default(), in_flight: Semaphore::new(connections), timeout }
     }
 
     /// Sends and reads the whole answer within the timeout. The permit is held until the body is read, so
     /// the connection is back in the pool before another request may start.
     pub(crate) async fn send(&self, req: Request<Full<Bytes>>) -> Result<Answer, Failure> {
         let Ok(_permit) = self.in_flight.acquire().await else { return Err(Failure::Protocol) };
+        let Some(client) = &self.h2 else {
+            return tokio::time::timeout(self.timeout, self.h1.send(req)).await.unwrap_or(Err(Failure::Timeout));
+        };
         let exchange = async {
-            let response = self
-                .client
+            let response = client
                 .request(req)
                 .await
                 .map_err(|e| if e.is_connect() { Failure::Connect } else { Failure::Protocol })?;

@@ -13,6 +13,7 @@ pub mod histogram;
 pub mod html;
 mod journey;
 mod live;
+mod pool;
 pub mod progress;
 mod record;
 pub mod report;
