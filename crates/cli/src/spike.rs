@@ -130,11 +130,13 @@ pub fn run(args: &SpikeArgs) -> ExitCode {
     }
 }
 
-#[allow(clippy::print_stdout)]
+/// Written without `print!`, which panics when stdout is a closed pipe (`spillway spike ... | head`).
 fn print_summary(summary: &str, files: Option<(&Path, &Path)>) {
-    print!("{summary}");
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{summary}");
     if let Some((json, html)) = files {
-        println!("reports: {} {}", json.display(), html.display());
+        let _ = writeln!(out, "reports: {} {}", json.display(), html.display());
     }
 }
 

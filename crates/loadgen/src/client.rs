@@ -74,10 +74,10 @@ impl Http {
 
     /// Sends and reads the whole answer within the timeout. The permit is held until the body is read, so
     /// the connection is back in the pool before another request may start.
-    pub(crate) async fn send(&self, req: Request<Full<Bytes>>) -> Result<Answer, Failure> {
+    pub(crate) async fn send(&self, key: &str, req: Request<Full<Bytes>>) -> Result<Answer, Failure> {
         let Ok(_permit) = self.in_flight.acquire().await else { return Err(Failure::Protocol) };
         let Some(client) = &self.h2 else {
-            return tokio::time::timeout(self.timeout, self.h1.send(req)).await.unwrap_or(Err(Failure::Timeout));
+            return tokio::time::timeout(self.timeout, self.h1.send(key, req)).await.unwrap_or(Err(Failure::Timeout));
         };
         let exchange = async {
             let response = client

@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError};
 use std::task::Poll;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Uri};
+use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{Connection, SendRequest, handshake};
 use hyper_util::rt::TokioIo;
@@ -120,45 +120,41 @@ impl Pool {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).get_mut(key).and_then(Vec::pop)
     }
 
-    fn put(&self, key: String, conn: Conn) {
-        if !conn.closed {
-            self.idle.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default().push(conn);
+    fn put(&self, key: &str, conn: Conn) {
+        if conn.closed {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        match idle.get_mut(key) {
+            Some(list) => list.push(conn),
+            None => {
+                idle.insert(key.to_string(), vec![conn]);
+            }
         }
     }
 
-    /// Sends on an idle connection if there is one (once more on a fresh one if it was stale), else on a new
-    /// one. The request may carry an absolute URI; it goes out in origin form with a `Host` header.
-    pub(crate) async fn send(&self, req: Request<Full<Bytes>>) -> Result<Answer, Failure> {
-        let (mut parts, body) = req.into_parts();
-        let Some(authority) = parts.uri.authority().cloned() else { return Err(Failure::Protocol) };
-        let key = if authority.port().is_some() { authority.to_string() } else { format!("{authority}:80") };
-        if !parts.headers.contains_key(http::header::HOST) {
-            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-                parts.headers.insert(http::header::HOST, host);
-            }
-        }
-        parts.uri = parts.uri.path_and_query().map_or_else(|| Uri::from_static("/"), |pq| {
-            pq.as_str().parse().unwrap_or_else(|_| Uri::from_static("/"))
-        });
-        let rebuild = |parts: &http::request::Parts| {
-            let mut req = Request::new(body.clone());
-            *req.method_mut() = parts.method.clone();
-            *req.uri_mut() = parts.uri.clone();
-            *req.headers_mut() = parts.headers.clone();
-            req
-        };
-        if let Some(mut conn) = self.take(&key) {
-            match conn.exchange(rebuild(&parts), true).await {
+    /// Sends on an idle connection to `key` (`host:port`) if there is one (once more on a fresh one if it
+    /// was stale), else on a new one. The request is in origin form, with its `Host` header.
+    pub(crate) async fn send(&self, key: &str, req: Request<Full<Bytes>>) -> Result<Answer, Failure> {
+        if let Some(mut conn) = self.take(key) {
+            let (parts, body) = req.into_parts();
+            let copy = Request::from_parts(parts.clone(), body.clone());
+            let req = Request::from_parts(parts, body);
+            match conn.exchange(req, true).await {
                 Ok(answer) => {
                     self.put(key, conn);
                     return Ok(answer);
                 }
                 Err(ExchangeError::Failed(f)) => return Err(f),
-                Err(ExchangeError::Stale) => {}
+                Err(ExchangeError::Stale) => return self.fresh(key, copy).await,
             }
         }
-        let mut conn = Conn::open(&key).await?;
-        match conn.exchange(rebuild(&parts), false).await {
+        self.fresh(key, req).await
+    }
+
+    async fn fresh(&self, key: &str, req: Request<Full<Bytes>>) -> Result<Answer, Failure> {
+        let mut conn = Conn::open(key).await?;
+        match conn.exchange(req, false).await {
             Ok(answer) => {
                 self.put(key, conn);
                 Ok(answer)

@@ -199,13 +199,9 @@ async fn user(ctx: &Ctx, prepared: &Prepared, id: usize, at: Instant) -> bool {
 /// The inventory as the server counts it after the run, read through the room with an admitted user's pass.
 async fn server_inventory(ctx: &Ctx, plan: &Plan) -> Option<ServerInventory> {
     let jar = ctx.jar.lock().unwrap_or_else(PoisonError::into_inner).clone().unwrap_or_default();
-    let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::new()));
-    *req.uri_mut() = plan.inventory.clone();
-    req.headers_mut().insert(http::header::ACCEPT, http::HeaderValue::from_static("application/json"));
-    if let Some(cookie) = jar.header().and_then(|c| http::HeaderValue::from_str(&c).ok()) {
-        req.headers_mut().insert(http::header::COOKIE, cookie);
-    }
-    let answer = tokio::time::timeout(Duration::from_secs(10), ctx.http.send(req)).await.ok()?.ok()?;
+    let call = Call::get(plan.inventory.clone());
+    let req = call.request(&jar, ctx.scenario.http2);
+    let answer = tokio::time::timeout(Duration::from_secs(10), ctx.http.send(&call.key, req)).await.ok()?.ok()?;
     if !answer.status.is_success() {
         return None;
     }

@@ -24,24 +24,43 @@ pub(crate) struct Call {
     pub uri: Uri,
     pub body: Bytes,
     pub headers: HeaderMap,
+    /// `host:port`, the key of the HTTP/1.1 connections to use.
+    pub key: String,
+    /// The path and query, with `Host` in `headers`: what HTTP/1.1 sends. Prepared once, not per request.
+    origin_form: Uri,
 }
 
 impl Call {
+    pub fn new(method: Method, uri: Uri, body: Bytes, mut headers: HeaderMap) -> Self {
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let key = if uri.port().is_some() { authority.to_string() } else { format!("{authority}:80") };
+        if !headers.contains_key(http::header::HOST) {
+            if let Ok(host) = HeaderValue::from_str(authority) {
+                headers.insert(http::header::HOST, host);
+            }
+        }
+        let origin_form = uri.path_and_query().and_then(|pq| pq.as_str().parse().ok()).unwrap_or_else(|| Uri::from_static("/"));
+        Self { method, uri, body, headers, key, origin_form }
+    }
+
     pub fn get(uri: Uri) -> Self {
-        Self { method: Method::GET, uri, body: Bytes::new(), headers: json_headers() }
+        Self::new(Method::GET, uri, Bytes::new(), json_headers())
     }
 
     pub fn post_json(uri: Uri, body: &serde_json::Value) -> Self {
         let mut headers = json_headers();
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Self { method: Method::POST, uri, body: Bytes::from(body.to_string()), headers }
+        Self::new(Method::POST, uri, Bytes::from(body.to_string()), headers)
     }
 
-    fn request(&self, jar: &Jar) -> Request<Full<Bytes>> {
+    pub(crate) fn request(&self, jar: &Jar, http2: bool) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(self.body.clone()));
         *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
+        *req.uri_mut() = if http2 { self.uri.clone() } else { self.origin_form.clone() };
         *req.headers_mut() = self.headers.clone();
+        if http2 {
+            req.headers_mut().remove(http::header::HOST);
+        }
         if let Some(cookie) = jar.header().and_then(|c| HeaderValue::from_str(&c).ok()) {
             req.headers_mut().insert(http::header::COOKIE, cookie);
         }
@@ -76,7 +95,7 @@ pub(crate) async fn exchange(
     loop {
         let sent_sec = ctx.second(Instant::now());
         ctx.live.sent.fetch_add(1, Relaxed);
-        let result = ctx.http.send(call.request(jar)).await;
+        let result = ctx.http.send(&call.key, call.request(jar, ctx.scenario.http2)).await;
         let done = Instant::now();
         if let Ok(a) = &result {
             jar.store(&a.headers);

@@ -31,7 +31,7 @@ pub(crate) fn call(
         map.insert(name, value);
     }
     let body = body.map(|b| Bytes::from(b.clone())).unwrap_or_default();
-    Ok(Call { method, uri, body, headers: map })
+    Ok(Call::new(method, uri, body, map))
 }
 
 /// `count` requests, or as many as fit before the end of the run with `until_end`.
