@@ -86,6 +86,10 @@ pub struct SpikeArgs {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Threads running the users [default: one per core]. 1 runs everything on one event loop, which spends
+    /// the least CPU per request when the load generator shares the machine with the service.
+    #[arg(long, value_name = "N")]
+    threads: Option<std::num::NonZeroUsize>,
 }
 
 /// Exit codes: 0 fine, 1 runtime failure or the rehearsal found stock oversold or a user served twice, 2 a
@@ -103,7 +107,12 @@ pub fn run(args: &SpikeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return crate::config_error(&e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match args.threads.map(std::num::NonZeroUsize::get) {
+        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => return failure(&format!("cannot start the async runtime: {e}")),
     };

@@ -39,7 +39,8 @@ impl Call {
                 headers.insert(http::header::HOST, host);
             }
         }
-        let origin_form = uri.path_and_query().and_then(|pq| pq.as_str().parse().ok()).unwrap_or_else(|| Uri::from_static("/"));
+        let origin_form =
+            uri.path_and_query().and_then(|pq| pq.as_str().parse().ok()).unwrap_or_else(|| Uri::from_static("/"));
         Self { method, uri, body, headers, key, origin_form }
     }
 
