@@ -86,8 +86,8 @@ pub struct SpikeArgs {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
-    /// Threads running the users [default: one per core]. 1 runs everything on one event loop, which spends
-    /// the least CPU per request when the load generator shares the machine with the service.
+    /// Threads running the users, each its own event loop [default: one per core]. 1 runs everything on the
+    /// main thread.
     #[arg(long, value_name = "N")]
     threads: Option<std::num::NonZeroUsize>,
 }
@@ -107,12 +107,10 @@ pub fn run(args: &SpikeArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return crate::config_error(&e),
     };
-    let runtime = match args.threads.map(std::num::NonZeroUsize::get) {
-        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
-        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
-    };
-    let runtime = match runtime {
+    // The main thread only starts users on schedule and prints progress; the users run on their own threads.
+    let threads = args.threads.or_else(|| std::thread::available_parallelism().ok()).map_or(1, |n| n.get());
+    let spike = if threads > 1 { spike.threads(threads) } else { spike };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return failure(&format!("cannot start the async runtime: {e}")),
     };

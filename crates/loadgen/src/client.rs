@@ -56,20 +56,27 @@ pub(crate) struct Http {
     /// HTTP/2: hyper's client, one multiplexed connection per host.
     h2: Option<Client<HttpConnector, Full<Bytes>>>,
     /// HTTP/1.1: connections driven by the task using them.
-    h1: crate::pool::Pool,
+    h1: Vec<crate::pool::Pool>,
     in_flight: Semaphore,
     timeout: Duration,
 }
 
 impl Http {
-    pub(crate) fn new(connections: usize, http2: bool, timeout: Duration) -> Self {
+    /// `workers`: the event-loop threads the users run on (their connections are kept apart, so each stays on
+    /// the thread whose reactor serves it).
+    pub(crate) fn new(connections: usize, http2: bool, timeout: Duration, workers: usize) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
         let h2 = http2.then(|| {
             Client::builder(TokioExecutor::new()).pool_max_idle_per_host(connections).http2_only(true).build(connector)
         });
-        Self { h2, h1: crate::pool::Pool::default(), in_flight: Semaphore::new(connections), timeout }
+        Self {
+            h2,
+            h1: (0..workers.max(1)).map(|_| crate::pool::Pool::default()).collect(),
+            in_flight: Semaphore::new(connections),
+            timeout,
+        }
     }
 
     /// Sends and reads the whole answer within the timeout. The permit is held until the body is read, so
@@ -77,7 +84,9 @@ impl Http {
     pub(crate) async fn send(&self, key: &str, req: Request<Full<Bytes>>) -> Result<Answer, Failure> {
         let Ok(_permit) = self.in_flight.acquire().await else { return Err(Failure::Protocol) };
         let Some(client) = &self.h2 else {
-            return tokio::time::timeout(self.timeout, self.h1.send(key, req)).await.unwrap_or(Err(Failure::Timeout));
+            return tokio::time::timeout(self.timeout, self.h1[crate::runner::worker() % self.h1.len()].send(key, req))
+                .await
+                .unwrap_or(Err(Failure::Timeout));
         };
         let exchange = async {
             let response = client

@@ -8,6 +8,8 @@ pub enum LoadgenError {
     Scenario(Invalid),
     #[error("{path}: cannot read the scenario: {source}")]
     Read { path: String, source: std::io::Error },
+    #[error("cannot start the load generator's threads: {0}")]
+    Runtime(String),
     #[error("{path}: cannot write the report: {source}")]
     Write { path: String, source: std::io::Error },
 }

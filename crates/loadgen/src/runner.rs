@@ -7,6 +7,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::cell::Cell;
+
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -18,6 +20,49 @@ use crate::record::{Recorder, Shards};
 use crate::report::{self, Report, ServerInventory};
 use crate::scenario::{Journey, Scenario};
 use crate::{Live, LoadgenError};
+
+thread_local! {
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The event-loop thread this code runs on (0 on the caller's runtime).
+pub(crate) fn worker() -> usize {
+    WORKER.with(Cell::get)
+}
+
+/// Single-threaded runtimes, one per thread, each driving its own users and their connections from start
+/// to end: no task moves between threads and no request wakes another thread, as in the gateway's workers.
+/// That is where a load generator spends its CPU, and it shares the machine with what it loads.
+#[derive(Debug)]
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    stop: Vec<tokio::sync::oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn start(n: usize) -> std::io::Result<Self> {
+        let mut w = Self { handles: Vec::new(), stop: Vec::new(), threads: Vec::new() };
+        for i in 0..n {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            w.handles.push(rt.handle().clone());
+            w.stop.push(stop);
+            w.threads.push(std::thread::Builder::new().name(format!("spike-{i}")).spawn(move || {
+                WORKER.with(|c| c.set(i));
+                let _ = rt.block_on(stopped);
+            })?);
+        }
+        Ok(w)
+    }
+
+    fn stop(self) {
+        drop(self.stop);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
 
 /// Everything the users share.
 #[derive(Debug)]
@@ -67,12 +112,21 @@ enum Prepared {
 pub struct Spike {
     scenario: Scenario,
     live: Arc<Live>,
+    threads: usize,
 }
 
 impl Spike {
     pub fn new(scenario: Scenario) -> Result<Self, LoadgenError> {
         scenario.validate()?;
-        Ok(Self { scenario, live: Arc::new(Live::default()) })
+        Ok(Self { scenario, live: Arc::new(Live::default()), threads: 0 })
+    }
+
+    /// Runs the users on `n` threads of their own, one event loop each, instead of on the caller's runtime
+    /// (`0`, the default). The caller's runtime then only starts users on schedule.
+    #[must_use]
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
     }
 
     /// Counters updated while the run goes on (for `progress::spawn_stderr` or a dashboard).
@@ -104,7 +158,12 @@ impl Spike {
         let t0 = Instant::now();
         let end = t0 + scenario.window();
         let hard_stop = end + scenario.grace.get();
-        let http = Http::new(scenario.connections, scenario.http2, scenario.timeout.get());
+        let workers = if self.threads > 0 {
+            Some(Workers::start(self.threads).map_err(|e| LoadgenError::Runtime(e.to_string()))?)
+        } else {
+            None
+        };
+        let http = Http::new(scenario.connections, scenario.http2, scenario.timeout.get(), self.threads);
         let ctx = Arc::new(Ctx {
             http,
             live: self.live,
@@ -120,6 +179,7 @@ impl Spike {
         let prepared = Arc::new(prepared);
 
         let mut tasks = JoinSet::new();
+        let mut elsewhere = Vec::new();
         let mut dispatched = 0u64;
         for (id, offset) in schedule.iter().enumerate() {
             let at = t0 + *offset;
@@ -131,7 +191,13 @@ impl Spike {
             }
             let (ctx, prepared) = (ctx.clone(), prepared.clone());
             ctx.live.users_started.fetch_add(1, Relaxed);
-            tasks.spawn(async move { user(&ctx, &prepared, id, at).await });
+            let job = async move { user(&ctx, &prepared, id, at).await };
+            match &workers {
+                Some(w) => elsewhere.push(w.handles[id % w.handles.len()].spawn(job)),
+                None => {
+                    tasks.spawn(job);
+                }
+            }
             dispatched += 1;
             // Reap finished users now and then, so a long run does not keep every finished task around.
             if dispatched % 1024 == 0 {
@@ -145,6 +211,15 @@ impl Spike {
                 Ok(true) => finished += 1,
                 _ => unfinished += 1,
             }
+        }
+        for handle in elsewhere {
+            match handle.await {
+                Ok(true) => finished += 1,
+                _ => unfinished += 1,
+            }
+        }
+        if let Some(w) = workers {
+            w.stop();
         }
         let elapsed = t0.elapsed();
         let inventory = match prepared.as_ref() {

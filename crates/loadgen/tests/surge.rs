@@ -192,7 +192,8 @@ requests_per_user = 3
         false, origin.addr
     ))
     .unwrap();
-    let report = Spike::new(scenario).unwrap().run().await.unwrap();
+    // On two event-loop threads of the load generator's own.
+    let report = Spike::new(scenario).unwrap().threads(2).run().await.unwrap();
     // 200/s for 0.1 s and 100/s for 0.1 s: 20 + 10 users, 3 requests each.
     assert_eq!(report.users.started, 30);
     assert_eq!(report.requests.sent, 90);
