@@ -3,6 +3,7 @@
 mod logging;
 mod origin;
 mod serve;
+mod spike;
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -57,6 +58,9 @@ enum Command {
         #[arg(long, default_value = "text", value_parser = log_format)]
         log_format: spillway_config::LogFormat,
     },
+    /// Rehearse a surge: an open-model load generator with waiting-room and reservation journeys, writing
+    /// report.json and report.html.
+    Spike(Box<spike::SpikeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Serve { config, workers } => {
             serve::run(&config, workers.map_or_else(Workers::per_core, Workers::Threads))
         }
+        Command::Spike(args) => spike::run(&args),
         Command::Origin { listen, latency, error_rate, max_concurrency, overflow, log_format } => {
             origin::run(origin::Options {
                 listen,
