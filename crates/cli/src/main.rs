@@ -1,5 +1,6 @@
 //! The `spillway` command: a thin shell over the crates that do the work.
 
+mod demo;
 mod logging;
 mod origin;
 mod serve;
@@ -61,6 +62,9 @@ enum Command {
     /// Rehearse a surge: an open-model load generator with waiting-room and reservation journeys, writing
     /// report.json and report.html.
     Spike(Box<spike::SpikeArgs>),
+    /// The whole story on a fresh machine: a sample shop, the gateway with a waiting room, a rate limit, an
+    /// origin shield and an inventory, a surge of users, and the report (sold, oversold, fairness, latency).
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
             serve::run(&config, workers.map_or_else(Workers::per_core, Workers::Threads))
         }
         Command::Spike(args) => spike::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Origin { listen, latency, error_rate, max_concurrency, overflow, log_format } => {
             origin::run(origin::Options {
                 listen,
@@ -113,6 +118,12 @@ fn check(path: &std::path::Path) -> ExitCode {
         print!("{effective}");
     }
     ExitCode::SUCCESS
+}
+
+#[allow(clippy::print_stderr)]
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
 }
 
 #[allow(clippy::print_stderr)]

@@ -136,13 +136,7 @@ pub fn run(options: Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let origin = Arc::new(Origin {
-        now: ArcSwap::from_pointee(options.behaviour.clone()),
-        configured: options.behaviour,
-        slots: options.max_concurrency.map(|n| (Arc::new(Semaphore::new(n)), options.overflow)),
-        in_flight: AtomicU64::new(0),
-        served: AtomicU64::new(0),
-    });
+    let origin = Origin::new(&options);
     let first = listeners.remove(0);
     tracing::info!(listen = %first.local_addr().unwrap_or(listen), "sample origin listening");
     for listener in listeners {
@@ -164,6 +158,15 @@ pub fn run(options: Options) -> ExitCode {
     })
 }
 
+/// Serves on the calling runtime (for `spillway demo`, which runs everything in one process); the origin
+/// stops when the task is aborted.
+pub async fn spawn(options: &Options) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = std::net::TcpListener::bind(options.listen)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    Ok((addr, tokio::spawn(accept(listener, Origin::new(options)))))
+}
+
 async fn accept(listener: std::net::TcpListener, origin: Arc<Origin>) {
     let Ok(listener) = TcpListener::from_std(listener) else { return };
     loop {
@@ -183,6 +186,16 @@ async fn accept(listener: std::net::TcpListener, origin: Arc<Origin>) {
 type Answer = Response<Full<Bytes>>;
 
 impl Origin {
+    fn new(options: &Options) -> Arc<Self> {
+        Arc::new(Self {
+            now: ArcSwap::from_pointee(options.behaviour.clone()),
+            configured: options.behaviour.clone(),
+            slots: options.max_concurrency.map(|n| (Arc::new(Semaphore::new(n)), options.overflow)),
+            in_flight: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+        })
+    }
+
     async fn answer(&self, req: Request<Incoming>) -> Answer {
         if let Some(control) = req.uri().path().strip_prefix("/_origin/") {
             return self.control(req.method(), control, req.uri().query());
