@@ -23,6 +23,9 @@ pub struct DemoArgs {
     /// Items in the inventory; one per user.
     #[arg(long, default_value_t = 1_000)]
     items: u64,
+    /// How long the line takes to drain: the room admits users ÷ this a second.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    line_seconds: u64,
     /// Where the report goes.
     #[arg(long, default_value = "spillway-demo")]
     out: PathBuf,
@@ -33,8 +36,8 @@ pub struct DemoArgs {
 
 pub fn run(args: &DemoArgs) -> ExitCode {
     crate::logging::init(&spillway_config::LogConfig { level: "warn".into(), ..Default::default() });
-    if args.users == 0 || args.items == 0 {
-        return crate::usage_error("--users and --items must be at least 1");
+    if args.users == 0 || args.items == 0 || args.line_seconds == 0 {
+        return crate::usage_error("--users, --items and --line-seconds must be at least 1");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -74,8 +77,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let config = Config::parse(&gateway_config(args, origin_addr, dir.path(), &token))?;
     let gateway = spillway_gateway::start_with(config, Workers::Caller).await?;
     let base = format!("http://{}", gateway.public_addr);
-    // The line drains in about a minute: as many admissions a minute as there are users.
-    let per_minute = args.users.max(60);
+    let per_minute = per_minute(args);
     eprintln!(
         "spillway demo: {} users arrive at once for {} items; the waiting room admits {} a minute\n\
          shop {base}/   reservations {base}/api/reserve   admin http://{} (token {token})",
@@ -139,6 +141,11 @@ inventory = "drop"
     Ok(if drained.clean && verdict.starts_with("OK") { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+/// Admissions a minute that drain the line in `line_seconds`.
+fn per_minute(args: &DemoArgs) -> u64 {
+    (args.users * 60).div_ceil(args.line_seconds).max(1)
+}
+
 /// One line a newcomer can read: did the drop sell exactly its stock, to distinct users, in order?
 fn verdict(report: &spillway_loadgen::Report, items: u64) -> String {
     let Some(surge) = &report.surge else { return "no surge results".into() };
@@ -199,7 +206,7 @@ path = "/"
 upstream = "shop"
 policies = ["room:sale", "shield:shop"]
 "#,
-        per_minute = args.users.max(60),
+        per_minute = per_minute(args),
         ledger = dir.join("ledger.db").display(),
         items = args.items,
     )
