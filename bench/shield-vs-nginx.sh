@@ -6,9 +6,9 @@
 #
 # hit:  GET /item, cached (60 s) by Spillway's cache:c and by nginx's proxy_cache in front of the same
 #       origin; after the first request every request is a hit. Ratio Spillway/nginx, req/s and p99.
-# shed: the origin takes 50 ms a request; Spillway's shield lets 8 through at once with a line of 8. One wrk
-#       keeps the normal-priority route saturated; a second wrk on a low-priority route of the same shield
-#       only ever meets a full line, so every one of its requests is shed: its latencies are the shed path's.
+# shed: the origin takes 50 ms a request; Spillway's shield lets 8 through at once with a line of 8, and 256
+#       connections ask: all but a few requests are shed at once with 503, so the latency percentiles up to
+#       p99 are the shed path's.
 # Everything listens on 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +57,8 @@ priority = "low"
 TOML
 start spillway "$BIN" serve --config "$WORK/spillway.toml"
 mkdir -p "$WORK/nginx-cache"
+# nginx workers run as an unprivileged user: let them into the cache directory.
+chmod 755 "$WORK" && chmod 777 "$WORK/nginx-cache"
 cat >"$WORK/nginx.conf" <<NGINX
 worker_processes 2;
 pid $WORK/nginx.pid;
@@ -109,10 +111,13 @@ done
 echo "cache hit: median req/s ratio spillway/nginx proxy_cache: $(median <"$WORK/ratio")   p99 ratio: $(median <"$WORK/p99") (<= 1 is no worse)"
 
 echo
-echo "--- shed under overload: the normal route saturated (16 connections), the low route shed"
-wrk -t1 -c16 -d"$DURATION" "http://127.0.0.1:$SPILLWAY_PORT/normal" >"$WORK/normal.out" 2>&1 &
-sleep 1
-read -r l_rps l_p99 l_non2xx < <(run "http://127.0.0.1:$SPILLWAY_PORT/low" 32)
-wait
-echo "shed route: $l_rps answers/s, $l_non2xx of them 503 overloaded, p99 ${l_p99} ms"
-awk '/Requests\/sec/ { print "normal route meanwhile: " $2 " req/s (the origin serves 8 at a time, 50 ms each: at most 160/s)" }' "$WORK/normal.out"
+echo "--- shed under overload: 256 connections on a route whose shield lets 8 through with a line of 8"
+out=$(wrk -t2 -c256 -d"$DURATION" --latency "http://127.0.0.1:$SPILLWAY_PORT/normal" 2>&1)
+total=$(awk '/requests in/ { print $1 }' <<<"$out")
+non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
+p50=$(awk '$1 == "50%" { print $2 }' <<<"$out" | ms)
+p99=$(awk '$1 == "99%" { print $2 }' <<<"$out" | ms)
+awk -v t="$total" -v n="${non2xx:-0}" -v p50="$p50" -v p99="$p99" 'BEGIN {
+    printf "%d answers, %.2f%% of them 503 overloaded (shed); latency of all answers p50 %s ms, p99 %s ms\n", t, 100 * n / t, p50, p99
+    if (n / t > 0.99) print "more than 99% were shed, so the p99 is the shed path'"'"'s (the few served wait 50 ms at the origin)"
+}'
