@@ -6,6 +6,7 @@
 //! Everything runs in this one process on 127.0.0.1, on ports the system picks, with a ledger in a fresh
 //! temporary directory, so it works on a fresh machine and leaves nothing behind but the report.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -104,7 +105,9 @@ inventory = "drop"
         users = args.users
     ))?;
     let spike = Spike::new(scenario)?;
-    let shown = progress::spawn_stderr(spike.live(), Duration::from_millis(250));
+    // Live on a terminal; a line every few seconds in a log.
+    let every = if std::io::stderr().is_terminal() { Duration::from_millis(250) } else { Duration::from_secs(5) };
+    let shown = progress::spawn_stderr(spike.live(), every);
     let report = spike.run().await;
     progress::finish(shown);
     let report = report?;
