@@ -165,3 +165,56 @@ async fn the_sample_origin_fails_slows_and_saturates_on_command() {
     let bad = http.post(format!("{base}/_origin/slow?latency=soon")).send().await.unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_bounded_at_many_times_the_origins_capacity() {
+    // The origin holds every request until the end: its capacity is what the shield lets through, 20 in flight
+    // and 40 in line. 200 clients keep asking; everything beyond those 60 is shed at once, never queued, so
+    // 30,000 refused requests cost no more memory than 3,000 did.
+    let origin = Origin::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spillway.toml");
+    let shield = "[shields.s]\nmax_concurrency = 20\nmax_queue = 80\nqueue_timeout = \"60s\"\n";
+    let routes = format!(
+        "[upstreams.a]\naddresses = [\"{}\"]\n{shield}[[routes]]\nupstream = \"a\"\npolicies = [\"shield:s\"]\n",
+        origin.addr
+    );
+    write_config(&path, &routes);
+    let gw = Spillway::serve(BIN, &path).await;
+    let http = client();
+    let held: Vec<_> = (0..60)
+        .map(|_| {
+            let (http, url) = (http.clone(), gw.url("/gated"));
+            tokio::spawn(async move { http.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    while origin.max_in_flight.load(std::sync::atomic::Ordering::SeqCst) < 20 {
+        tokio::task::yield_now().await;
+    }
+    let shed = |n: usize| {
+        let http = http.clone();
+        let url = gw.url("/gated");
+        async move {
+            let answers: Vec<_> = futures_util::stream::iter(0..n)
+                .map(|_| {
+                    let (http, url) = (http.clone(), url.clone());
+                    async move { http.get(url).send().await.unwrap().status() }
+                })
+                .buffer_unordered(200)
+                .collect()
+                .await;
+            assert!(answers.iter().all(|s| *s == 503), "with the line full, everything else is shed");
+        }
+    };
+    shed(3_000).await;
+    let after_some = gw.peak_rss_bytes();
+    shed(30_000).await;
+    let after_many = gw.peak_rss_bytes();
+    eprintln!("gateway peak RSS: {} KiB after 3,000 shed, {} KiB after 33,000", after_some / 1024, after_many / 1024);
+    assert!(after_many - after_some < 4 * 1024 * 1024, "memory grew with the overload");
+    assert_eq!(origin.max_in_flight.load(std::sync::atomic::Ordering::SeqCst), 20, "the bulkhead's cap");
+    origin.gate.add_permits(60);
+    for h in held {
+        assert_eq!(h.await.unwrap(), 200);
+    }
+}
