@@ -42,6 +42,14 @@ impl ConfigError {
     }
 
     pub(crate) fn from_toml(key: &str, err: toml::de::Error, text: &str) -> Self {
+        Self::Invalid(Invalid::from_toml(key, &err, text))
+    }
+}
+
+impl Invalid {
+    /// A TOML parse or shape error at `key`, with the line it is on. Shared by every TOML file Spillway
+    /// reads (the config, load-generator scenarios), so all of them name the key the same way.
+    pub fn from_toml(key: &str, err: &toml::de::Error, text: &str) -> Self {
         let line = err.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
         let mut reason = err.message().trim().to_string();
         let mut key = key.to_string();
@@ -56,6 +64,6 @@ impl ConfigError {
                 reason = format!("unknown key{}", expected.replacen(", expected", "; expected", 1));
             }
         }
-        Self::Invalid(Invalid { key, reason, line })
+        Self { key, reason, line }
     }
 }

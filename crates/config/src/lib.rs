@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cache::CacheConfig;
 pub use duration::Seconds;
-pub use error::ConfigError;
+pub use error::{ConfigError, Invalid};
 pub use inventory::{InventoryConfig, MAX_UNITS, ReservationsConfig, expand as expand_units};
 pub use keys::SigningKey;
 pub use limit::{Action, AlgorithmKind, BandConfig, Cidr, KeyPart, KeySpec, LimitConfig, Rate, Refill};
