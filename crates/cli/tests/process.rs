@@ -175,7 +175,8 @@ async fn memory_stays_bounded_at_many_times_the_origins_capacity() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spillway.toml");
     // The breaker is kept out of it: held for seconds, every call would count as slow and open it.
-    let shield = "[shields.s]\nmax_concurrency = 20\nmax_queue = 80\nqueue_timeout = \"60s\"\nminimum_calls = 1000000\n";
+    let shield =
+        "[shields.s]\nmax_concurrency = 20\nmax_queue = 80\nqueue_timeout = \"60s\"\nminimum_calls = 1000000\n";
     let routes = format!(
         "[upstreams.a]\naddresses = [\"{}\"]\n{shield}[[routes]]\nupstream = \"a\"\npolicies = [\"shield:s\"]\n",
         origin.addr
