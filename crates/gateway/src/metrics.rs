@@ -520,6 +520,8 @@ impl Drop for ConnectionGauge {
 #[derive(Debug, Clone, Default)]
 pub struct ReserveMetrics {
     claims: Family<ClaimLabels, Counter>,
+    /// Each inventory's outcome counters, found by `&str` without building a label set per claim.
+    by_inventory: Arc<std::sync::RwLock<std::collections::HashMap<String, Arc<[Counter; CLAIM_OUTCOMES.len()]>>>>,
     capacity: Family<InventoryLabels, Gauge>,
     remaining: Family<InventoryLabels, Gauge>,
     held: Family<InventoryLabels, Gauge>,
@@ -531,6 +533,23 @@ pub struct ReserveMetrics {
     /// The ledger totals already published, to move the counters on by the difference.
     published: Arc<std::sync::Mutex<[u64; 4]>>,
 }
+
+/// Every outcome a claim can have: its status, a replay, or an error code.
+const CLAIM_OUTCOMES: [&str; 13] = [
+    "confirmed",
+    "held",
+    "waitlisted",
+    "cancelled",
+    "expired",
+    "replayed",
+    "sold_out",
+    "limit_reached",
+    "unit_taken",
+    "closed",
+    "invalid",
+    "not_found",
+    "hold_expired",
+];
 
 impl ReserveMetrics {
     pub fn claim(
@@ -544,7 +563,23 @@ impl ReserveMetrics {
             Err(spillway_reserve::ReserveError::Claim(e)) => e.code(),
             Err(spillway_reserve::ReserveError::Ledger(_)) => "ledger_unavailable",
         };
-        self.claims.get_or_create(&ClaimLabels { inventory: inventory.to_string(), outcome }).inc();
+        let Some(i) = CLAIM_OUTCOMES.iter().position(|o| *o == outcome) else {
+            self.claims.get_or_create(&ClaimLabels { inventory: inventory.to_string(), outcome }).inc();
+            return;
+        };
+        let known = self.by_inventory.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(inventory).cloned();
+        let counters = known.unwrap_or_else(|| {
+            let counters = Arc::new(CLAIM_OUTCOMES.map(|outcome| {
+                self.claims.get_or_create(&ClaimLabels { inventory: inventory.to_string(), outcome }).clone()
+            }));
+            let mut map = self.by_inventory.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Inventories are few and live as long as the ledger; a bound keeps junk names from growing it.
+            if map.len() < 10_000 {
+                map.insert(inventory.to_string(), counters.clone());
+            }
+            counters
+        });
+        counters[i].inc();
     }
 
     pub fn inventory(&self, inventory: &str, counts: &spillway_core::reserve::Counts) {

@@ -237,6 +237,12 @@ async fn bad_requests_get_their_error_code_and_claims_stay_private() {
     assert_eq!((status, &cancelled["status"]), (StatusCode::OK, &json!("cancelled")));
     let (status, _) = post(&gw, claims, json!({ "user": "u", "idempotency_key": "k3" })).await;
     assert_eq!(status, StatusCode::CREATED, "a cancelled claim frees the user's limit");
+    let (status, _) = post(&gw, "/api/inventories/nope/claims", json!({ "user": "u", "hold": false })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let text = metrics(gw.admin_addr).await;
+    let unknown = "spillway_reserve_claims_total{inventory=\"_unknown\",outcome=\"not_found\"}";
+    assert_eq!(metric(&text, unknown), Some(1.0));
+    assert!(!text.contains("inventory=\"nope\""), "a name nobody configured never becomes a label");
     gw.shutdown().await;
 }
 

@@ -186,12 +186,8 @@ impl Call<'_> {
         let user = pick_user(self.target, self.header_user()?, self.query("user"))?;
         self.handle.inventory_holds(inventory).ok_or(ClaimError::NotFound("inventory"))?;
         let now = self.handle.now_ms();
-        let claims: Vec<_> = self
-            .handle
-            .claims_of(inventory, &user)
-            .iter()
-            .map(|c| claim_json(c, self.handle.position(c.id), now, None))
-            .collect();
+        let mine = self.handle.claims_of(inventory, &user);
+        let claims: Vec<_> = mine.iter().map(|c| claim_json(c, self.handle.position(c.id), now, None)).collect();
         Ok(json(StatusCode::OK, &serde_json::json!({ "user": user, "inventory": inventory, "claims": claims })))
     }
 
@@ -311,8 +307,9 @@ fn invalid(message: &str) -> GatewayError {
     ClaimError::Invalid(message.to_string()).into()
 }
 
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<crate::body::ResponseBody> {
-    let mut response = Response::new(full(value.to_string()));
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<crate::body::ResponseBody> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{\"error\":\"internal\"}".to_vec());
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

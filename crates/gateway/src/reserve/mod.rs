@@ -86,7 +86,9 @@ impl ReserveHandle {
 
     pub async fn claim(&self, req: &ClaimRequest) -> Result<Reply, ReserveError> {
         let result = self.service.claim(req, self.now_ms()).await;
-        self.metrics.claim(&req.inventory, &result);
+        // Only real inventories become label values: a client cannot grow the metrics by naming others.
+        let label = if self.service.holds(&req.inventory).is_some() { req.inventory.as_str() } else { "_unknown" };
+        self.metrics.claim(label, &result);
         result
     }
 

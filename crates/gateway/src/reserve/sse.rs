@@ -41,7 +41,7 @@ pub fn stream(handle: Arc<ReserveHandle>, claim: u64, changes: watch::Receiver<u
         }
         loop {
             let c = s.handle.get(s.claim)?;
-            let data = claim_json(&c, s.handle.position(c.id), s.handle.now_ms(), None).to_string();
+            let data = serde_json::to_string(&claim_json(&c, s.handle.position(c.id), s.handle.now_ms(), None)).ok()?;
             if s.last.as_deref() != Some(data.as_str()) {
                 // Only durable state is told (see ReserveHandle::settle); a failed ledger ends the stream.
                 s.handle.settle().await.ok()?;

@@ -2,35 +2,53 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use serde::Serialize;
 use serde_json::{Value, json};
-use spillway_core::reserve::{Claim, ClaimStatus, Counts, InventorySpec, Stock};
+use spillway_core::reserve::{Claim, Counts, InventorySpec, Stock};
 
 fn rfc3339(unix_ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(unix_ms)).to_string()
 }
 
-/// A claim where it stands now. `replayed` says the answer is the one first given to this idempotency key.
-pub fn claim_json(c: &Claim, position: Option<u64>, now_ms: u64, replayed: Option<bool>) -> Value {
-    let mut v = json!({
-        "claim": c.id,
-        "inventory": c.inventory,
-        "user": c.user,
-        "quantity": c.quantity,
-        "units": c.units,
-        "status": c.status.as_str(),
-    });
-    if let ClaimStatus::Held { expires } = c.status {
-        v["expires_at"] = json!(rfc3339(expires));
-        v["expires_at_ms"] = json!(expires);
-        v["expires_in_seconds"] = json!(expires.saturating_sub(now_ms).div_ceil(1000));
+/// A claim where it stands now, as the client sees it. Serialized straight from borrowed fields: the claim
+/// answer is on the hot path of a sale.
+#[derive(Debug, Serialize)]
+pub struct ClaimView<'a> {
+    claim: u64,
+    inventory: &'a str,
+    user: &'a str,
+    quantity: u32,
+    units: &'a [String],
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in_seconds: Option<u64>,
+    /// 1 = next in line, for a waitlisted claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<u64>,
+    /// The answer is the one first given to this idempotency key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replayed: Option<bool>,
+}
+
+pub fn claim_json(c: &Claim, position: Option<u64>, now_ms: u64, replayed: Option<bool>) -> ClaimView<'_> {
+    let expires = c.status.expires();
+    ClaimView {
+        claim: c.id,
+        inventory: &c.inventory,
+        user: &c.user,
+        quantity: c.quantity,
+        units: &c.units,
+        status: c.status.as_str(),
+        expires_at: expires.map(rfc3339),
+        expires_at_ms: expires,
+        expires_in_seconds: expires.map(|e| e.saturating_sub(now_ms).div_ceil(1000)),
+        position,
+        replayed,
     }
-    if let Some(p) = position {
-        v["position"] = json!(p);
-    }
-    if let Some(r) = replayed {
-        v["replayed"] = json!(r);
-    }
-    v
 }
 
 /// One inventory with its named units: each unit's name, whether it is free, and its attributes.
