@@ -4,6 +4,7 @@
 #
 #   bash bench/claims-vs-hello.sh            # 3 rounds x 10 s, 64 connections
 #   ROUNDS=5 DURATION=15s bash bench/claims-vs-hello.sh
+#   HTTP_ONLY=1 bash bench/claims-vs-hello.sh     # without the in-process and peer benches
 #
 # claim:    POST /api/inventories/drop/claims, a new user every request (wrk Lua), per-user limit 1, stock
 #           that never runs out: every request is a granted claim, fsync'd (group commit) before its 201.
@@ -93,6 +94,7 @@ curl -fs -H 'Authorization: Bearer bench' "http://127.0.0.1:$ADMIN_PORT/metrics"
     END { if (c > 0) printf "ledger: %d commits, %.1f operations per commit, %.2f ms per commit\n", c, a / c, 1000 * s / c }'
 HTTP_CLAIMS=$(median <"$WORK/claim_abs")
 
+if [ -n "${HTTP_ONLY:-}" ]; then exit 0; fi
 echo
 echo "--- in process, and the peers (same run)"
 cargo bench --quiet -p spillway-reserve --bench claims
