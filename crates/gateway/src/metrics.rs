@@ -535,12 +535,10 @@ pub struct ReserveMetrics {
 }
 
 /// Every outcome a claim can have: its status, a replay, or an error code.
-const CLAIM_OUTCOMES: [&str; 13] = [
+const CLAIM_OUTCOMES: [&str; 12] = [
     "confirmed",
     "held",
     "waitlisted",
-    "cancelled",
-    "expired",
     "replayed",
     "sold_out",
     "limit_reached",
@@ -549,6 +547,7 @@ const CLAIM_OUTCOMES: [&str; 13] = [
     "invalid",
     "not_found",
     "hold_expired",
+    "ledger_unavailable",
 ];
 
 impl ReserveMetrics {

@@ -105,7 +105,8 @@ impl Store {
         Turn::Ours(Fetch { store: self.clone(), key: key.to_string(), landed: false })
     }
 
-    pub fn fetching(&self) -> usize {
+    #[cfg(test)]
+    fn fetching(&self) -> usize {
         self.inner().fetching.len()
     }
 

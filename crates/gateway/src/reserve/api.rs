@@ -143,10 +143,9 @@ impl Call<'_> {
             (None, None) => format!("auto-{:032x}", fastrand::u128(..)),
         };
         check_id("idempotency_key", &key)?;
-        let hold = match body.hold {
-            Some(h) => h,
-            None => self.handle.inventory_holds(inventory).ok_or(ClaimError::NotFound("inventory"))?,
-        };
+        // One look at the inventory: whether it exists, and whether its claims hold by default.
+        let holds = self.handle.inventory_holds(inventory).ok_or_else(|| self.handle.unknown_inventory())?;
+        let hold = body.hold.unwrap_or(holds);
         let quantity = body.quantity.unwrap_or(body.units.len().max(1) as u32);
         let request = ClaimRequest {
             inventory: inventory.to_string(),
@@ -221,7 +220,7 @@ impl Call<'_> {
 
     fn events(&self, claim: &str) -> Outcome {
         let claim = self.own_claim(claim, self.query("user"))?;
-        let changes = self.handle.watch(claim.id).ok_or(ClaimError::NotFound("claim"))?;
+        let changes = self.handle.watch(claim.id);
         Ok(super::sse::stream(self.handle.clone(), claim.id, changes))
     }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use spillway_config::Config;
-use spillway_core::reserve::{Claim, ClaimRequest, Counts, Event, InventorySpec, Reply};
+use spillway_core::reserve::{Claim, ClaimError, ClaimRequest, Counts, Event, InventorySpec, Reply};
 use spillway_reserve::{Reservations, ReserveError};
 use spillway_store::sqlite::LedgerStats;
 
@@ -84,12 +84,19 @@ impl ReserveHandle {
         self.service.create_inventory(spec).await
     }
 
+    /// A claim on an inventory the caller found to exist (see [`ReserveHandle::unknown_inventory`]).
     pub async fn claim(&self, req: &ClaimRequest) -> Result<Reply, ReserveError> {
         let result = self.service.claim(req, self.now_ms()).await;
-        // Only real inventories become label values: a client cannot grow the metrics by naming others.
-        let label = if self.service.holds(&req.inventory).is_some() { req.inventory.as_str() } else { "_unknown" };
-        self.metrics.claim(label, &result);
+        self.metrics.claim(&req.inventory, &result);
         result
+    }
+
+    /// A claim on an inventory that does not exist: counted under one label, so a client cannot grow the
+    /// metrics by naming inventories nobody configured.
+    pub fn unknown_inventory(&self) -> ReserveError {
+        let refused: Result<Reply, ReserveError> = Err(ClaimError::NotFound("inventory").into());
+        self.metrics.claim("_unknown", &refused);
+        ClaimError::NotFound("inventory").into()
     }
 
     pub async fn confirm(&self, claim: u64) -> Result<(), ReserveError> {
@@ -159,8 +166,8 @@ impl ReserveHandle {
         );
     }
 
-    fn watch(&self, claim: u64) -> Option<tokio::sync::watch::Receiver<u64>> {
-        self.watchers.watch(claim, &self.service)
+    fn watch(&self, claim: u64) -> tokio::sync::watch::Receiver<u64> {
+        self.watchers.watch(claim)
     }
 }
 

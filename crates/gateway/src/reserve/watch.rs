@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use spillway_core::reserve::Event;
-use spillway_reserve::Reservations;
 use tokio::sync::watch;
 
 #[derive(Debug, Default)]
@@ -21,11 +20,9 @@ impl Watchers {
         self.by_claim.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A receiver that changes whenever the claim does; `None` if there is no such claim.
-    pub fn watch(&self, claim: u64, service: &Reservations) -> Option<watch::Receiver<u64>> {
-        service.get(claim)?;
-        let mut map = self.map();
-        Some(map.entry(claim).or_insert_with(|| watch::channel(0).0).subscribe())
+    /// A receiver that changes whenever the claim does; the caller has found the claim.
+    pub fn watch(&self, claim: u64) -> watch::Receiver<u64> {
+        self.map().entry(claim).or_insert_with(|| watch::channel(0).0).subscribe()
     }
 
     /// Tells the watchers of every claim these (durable) events touched.

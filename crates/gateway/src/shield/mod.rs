@@ -187,7 +187,7 @@ impl Policy for ShieldPolicy {
                     return h.fallback_or(GatewayError::Overloaded { retry_after: SHED_RETRY_AFTER });
                 }
             }
-            let _slot = match &h.gate {
+            let slot = match &h.gate {
                 None => None,
                 Some(gate) => match gate.acquire(self.priority).await {
                     Ok(slot) => Some(slot),
@@ -200,14 +200,15 @@ impl Policy for ShieldPolicy {
                     }
                 },
             };
-            self.attempts(req, ctx, next).await
+            // The adaptive limit's sample: how many were in flight when this one was let through.
+            self.attempts(req, ctx, next, slot.as_ref().map_or(0, |s| s.in_flight_at_start)).await
         })
     }
 }
 
 impl ShieldPolicy {
     /// Retry → CircuitBreaker → Timeout.
-    async fn attempts<'a>(&'a self, req: ProxyRequest, ctx: &'a RequestCtx, next: Next<'a>) -> Outcome {
+    async fn attempts<'a>(&'a self, req: ProxyRequest, ctx: &'a RequestCtx, next: Next<'a>, in_flight: u32) -> Outcome {
         let h = &*self.handle;
         // Only a request that may be sent twice is retried: an idempotent method, or a client that gave an
         // idempotency key. Its body, if any, is read whole first (up to MAX_REPLAY_BODY) so it can be resent.
@@ -257,7 +258,6 @@ impl ShieldPolicy {
                 }
             };
             let started = Instant::now();
-            let in_flight = h.gate.as_ref().map_or(0, |g| g.in_flight());
             let timeout = h.config.timeout.get();
             let outcome = match tokio::time::timeout(timeout, next.run(request, ctx)).await {
                 Ok(outcome) => outcome,
