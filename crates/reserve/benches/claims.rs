@@ -10,6 +10,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The allocator the `spillway` binary runs with, so these figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use spillway_core::reserve::{ClaimRequest, Engine, InventorySpec, Stock};
 use spillway_reserve::Reservations;
 

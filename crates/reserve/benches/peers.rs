@@ -53,6 +53,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// The allocator the `spillway` binary runs with, so these figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use spillway_core::reserve::{ClaimError, ClaimRequest, InventorySpec, Stock};
 use spillway_reserve::{Reservations, ReserveError};
 
