@@ -15,13 +15,6 @@ use clap::{Parser, Subcommand};
 use spillway_config::Config;
 use spillway_gateway::Workers;
 
-/// The claim path allocates on a gateway worker and frees on the ledger's writer thread (after the commit);
-/// glibc's allocator spent an eighth of the gateway's time there, and mimalloc, with per-thread free lists
-/// that take other threads' frees without a lock, cut the server's CPU per durable claim by about a tenth
-/// (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(name = "spillway", version, about = "Keeps web services alive through traffic surges, fairly.")]
 struct Cli {

@@ -193,3 +193,22 @@ async fn sigkill_under_concurrent_claims_loses_and_duplicates_nothing() {
         assert_eq!(book.acked.len() as u64, stock, "the drop sold out across the crashes, exactly");
     }
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_ledger_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("spillway.toml");
+    write_config(&config, &dir.path().join("ledger.db"), 10);
+    let first = Spillway::serve(BIN, &config).await;
+    // Its own listeners (port 0), the same ledger: it would decide on its own copy of the stock.
+    let second = std::process::Command::new(BIN).arg("serve").arg("--config").arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second server started on a ledger in use");
+    assert!(stderr.contains("another process has this ledger open"), "{stderr}");
+    // The first one is untouched, and once it is gone (killed: the lock dies with the process) a restart works.
+    let (status, _) = claim(&client(), &format!("http://{}", first.public), 1).await.unwrap();
+    assert_eq!(status, 201);
+    first.kill();
+    let again = Spillway::serve(BIN, &config).await;
+    again.kill();
+}

@@ -54,15 +54,15 @@ impl Invalid {
         let mut reason = err.message().trim().to_string();
         let mut key = key.to_string();
         // serde reports an unknown key at its parent; move it into the path so the message names it.
-        if let Some(rest) = reason.strip_prefix("unknown field `") {
-            if let Some((field, expected)) = rest.split_once('`') {
-                if key.is_empty() || key == "." {
-                    key = field.to_string();
-                } else if !key.ends_with(field) {
-                    key = format!("{key}.{field}");
-                }
-                reason = format!("unknown key{}", expected.replacen(", expected", "; expected", 1));
+        if let Some(rest) = reason.strip_prefix("unknown field `")
+            && let Some((field, expected)) = rest.split_once('`')
+        {
+            if key.is_empty() || key == "." {
+                key = field.to_string();
+            } else if !key.ends_with(field) {
+                key = format!("{key}.{field}");
             }
+            reason = format!("unknown key{}", expected.replacen(", expected", "; expected", 1));
         }
         Self { key, reason, line }
     }

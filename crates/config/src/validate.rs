@@ -40,10 +40,10 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     for (name, inventory) in &config.inventories {
         self::inventory(name, inventory)?;
     }
-    if let Some(header) = &config.reservations.user_header {
-        if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(ConfigError::invalid("reservations.user_header", "must be a header name, like \"x-user-id\""));
-        }
+    if let Some(header) = &config.reservations.user_header
+        && (header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(ConfigError::invalid("reservations.user_header", "must be a header name, like \"x-user-id\""));
     }
     routes(config)
 }
@@ -130,10 +130,10 @@ fn shield(name: &str, s: &ShieldConfig) -> Result<(), ConfigError> {
         }
         _ => {}
     }
-    if let Some(f) = &s.fallback {
-        if !(200..=599).contains(&f.status) {
-            return Err(ConfigError::invalid(key("fallback.status"), "a status from 200 to 599"));
-        }
+    if let Some(f) = &s.fallback
+        && !(200..=599).contains(&f.status)
+    {
+        return Err(ConfigError::invalid(key("fallback.status"), "a status from 200 to 599"));
     }
     Ok(())
 }
@@ -177,10 +177,10 @@ pub(crate) fn inventory(name: &str, inv: &InventoryConfig) -> Result<(), ConfigE
     if inv.hold.is_some_and(|h| h.get().as_secs() < 1) {
         return Err(ConfigError::invalid(key("hold"), "must be at least 1s"));
     }
-    if let (Some(open), Some(close)) = (&inv.opens_at, &inv.closes_at) {
-        if close.unix() <= open.unix() {
-            return Err(ConfigError::invalid(key("closes_at"), format!("must be after opens_at ({open})")));
-        }
+    if let (Some(open), Some(close)) = (&inv.opens_at, &inv.closes_at)
+        && close.unix() <= open.unix()
+    {
+        return Err(ConfigError::invalid(key("closes_at"), format!("must be after opens_at ({open})")));
     }
     Ok(())
 }
@@ -236,10 +236,10 @@ fn limit(name: &str, l: &LimitConfig, config: &Config) -> Result<(), ConfigError
         }
     }
     for part in &l.key.0 {
-        if let KeyPart::Pass(room) = part {
-            if !config.rooms.contains_key(room) {
-                return Err(ConfigError::invalid(key("key"), format!("pass:{room}: no rooms.{room}")));
-            }
+        if let KeyPart::Pass(room) = part
+            && !config.rooms.contains_key(room)
+        {
+            return Err(ConfigError::invalid(key("key"), format!("pass:{room}: no rooms.{room}")));
         }
     }
     if l.max_keys == 0 {
@@ -297,10 +297,10 @@ fn room(name: &str, r: &RoomConfig, have_keys: bool) -> Result<(), ConfigError> 
         }
         _ => {}
     }
-    if let (Some(open), Some(close)) = (&r.opens_at, &r.closes_at) {
-        if close.unix() <= open.unix() {
-            return Err(ConfigError::invalid(key("closes_at"), format!("must be after opens_at ({open})")));
-        }
+    if let (Some(open), Some(close)) = (&r.opens_at, &r.closes_at)
+        && close.unix() <= open.unix()
+    {
+        return Err(ConfigError::invalid(key("closes_at"), format!("must be after opens_at ({open})")));
     }
     if r.title.as_ref().is_some_and(|t| t.chars().count() > 200) {
         return Err(ConfigError::invalid(key("title"), "must be at most 200 characters"));

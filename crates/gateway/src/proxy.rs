@@ -46,10 +46,10 @@ fn prepare(req: &mut Request<RequestBody>, ctx: &RequestCtx) {
     if strip_room_cookies {
         crate::room::strip_own(headers);
     }
-    if let Some(host) = &host {
-        if !headers.contains_key(HOST) {
-            headers.insert(HOST, host.clone());
-        }
+    if let Some(host) = &host
+        && !headers.contains_key(HOST)
+    {
+        headers.insert(HOST, host.clone());
     }
     ctx.forwarding.apply(headers, host.as_ref().and_then(|h| h.to_str().ok()));
     headers.insert(&X_REQUEST_ID, ctx.request_id.clone());

@@ -56,10 +56,11 @@ impl Router {
                 return Some(found);
             }
             for (suffix, list) in &self.wildcard {
-                if host.len() > suffix.len() && host.ends_with(suffix.as_str()) {
-                    if let Some(found) = longest(list, path) {
-                        return Some(found);
-                    }
+                if host.len() > suffix.len()
+                    && host.ends_with(suffix.as_str())
+                    && let Some(found) = longest(list, path)
+                {
+                    return Some(found);
                 }
             }
         }

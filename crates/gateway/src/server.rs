@@ -162,10 +162,10 @@ async fn tick_rooms(shared: Arc<Shared>) {
                 tracing::warn!(room = %room.name, error = %e, "room tick failed");
             }
         }
-        if let Some(reservations) = &runtime.reservations {
-            if let Err(e) = reservations.tick().await {
-                tracing::warn!(error = %e, "returning expired holds failed");
-            }
+        if let Some(reservations) = &runtime.reservations
+            && let Err(e) = reservations.tick().await
+        {
+            tracing::warn!(error = %e, "returning expired holds failed");
         }
         if runtime.shields.values().any(|s| s.watches_memory()) {
             crate::shield::refresh_memory();
@@ -247,6 +247,12 @@ impl Handle {
         let _ = self.stop_admin.send(true);
         let _ = self.admin.await;
         self.ticker.abort();
+        let _ = self.ticker.await;
+        // The ledger is let go of now, not whenever the last task holding the runtime is dropped: a gateway
+        // started again in this process (or a test's restart) finds it free.
+        if let Some(reservations) = self.shared.runtime.load_full().reservations.clone() {
+            let _ = tokio::task::spawn_blocking(move || reservations.close()).await;
+        }
         tracing::info!(clean, "stopped");
         Drained { clean }
     }

@@ -200,7 +200,7 @@ impl Spike {
             }
             dispatched += 1;
             // Reap finished users now and then, so a long run does not keep every finished task around.
-            if dispatched % 1024 == 0 {
+            if dispatched.is_multiple_of(1024) {
                 while tasks.try_join_next().is_some() {}
             }
         }

@@ -10,10 +10,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The allocator the `spillway` binary runs with, so these figures are the product's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use spillway_core::reserve::{ClaimRequest, Engine, InventorySpec, Stock};
 use spillway_reserve::Reservations;
 
@@ -169,7 +165,7 @@ fn main() {
                 let outcome = service.claim(r, 0).await;
                 assert!(matches!(&outcome, Err(spillway_reserve::ReserveError::Claim(e)) if e.code() == code));
                 done += 1;
-                if done % 1024 == 0 && started.elapsed().as_secs_f64() > 1.0 {
+                if done.is_multiple_of(1024) && started.elapsed().as_secs_f64() > 1.0 {
                     break;
                 }
             }

@@ -53,10 +53,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The allocator the `spillway` binary runs with, so these figures are the product's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use spillway_core::reserve::{ClaimError, ClaimRequest, InventorySpec, Stock};
 use spillway_reserve::{Reservations, ReserveError};
 
@@ -91,7 +87,7 @@ fn buyer(i: u64) -> String {
 /// The user of phase 2's claim `j`: every other one already holds a claim (from phase 1's `claimed`), the rest
 /// are new (numbered past anything phase 1 used).
 fn late_user(j: u64, claimed: u64) -> String {
-    if j % 2 == 0 { format!("u{}", (j / 2) % claimed) } else { format!("u{}", 10 * STOCK + j) }
+    if j.is_multiple_of(2) { format!("u{}", (j / 2) % claimed) } else { format!("u{}", 10 * STOCK + j) }
 }
 
 #[derive(Debug, Default, Clone, Copy)]

@@ -150,6 +150,11 @@ impl Reservations {
         Ok(())
     }
 
+    /// Makes what was decided durable and releases the ledger (see [`Ledger::close`]); later decisions fail.
+    pub fn close(&self) {
+        self.ledger.close();
+    }
+
     pub fn get(&self, claim: u64) -> Option<Claim> {
         self.engine().get(claim).cloned()
     }
@@ -374,10 +379,11 @@ mod tests {
                 .collect();
             let mut confirmed = 0;
             for t in futures_util::future::join_all(tasks).await {
-                if let Ok(Ok(reply)) = t {
-                    if reply.status == ClaimStatus::Confirmed && !reply.replayed {
-                        confirmed += 1;
-                    }
+                if let Ok(Ok(reply)) = t
+                    && reply.status == ClaimStatus::Confirmed
+                    && !reply.replayed
+                {
+                    confirmed += 1;
                 }
             }
             r.check_invariants().expect("invariants");

@@ -26,4 +26,9 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     fn all_durable(&self) -> bool {
         false
     }
+
+    /// Writes what is queued, then lets go of the log (its file, its lock) before returning, however many
+    /// holders the ledger still has; later appends fail. For a server that stops and may be started again in
+    /// the same process. Blocks for at most one commit.
+    fn close(&self) {}
 }

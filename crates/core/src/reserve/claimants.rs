@@ -3,6 +3,8 @@
 //! borrowed user name instead of a scan or an owned key.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
 
 /// Maps with foldhash: user names are short, and a seeded hasher keeps chosen names from colliding on purpose.
 pub(super) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -36,7 +38,8 @@ impl Claimant {
 
 #[derive(Debug, Default)]
 pub(super) struct Claimants {
-    users: FastMap<String, Claimant>,
+    /// Keyed by the name every claim of the user shares: a user's name is stored once.
+    users: FastMap<Arc<str>, Claimant>,
 }
 
 impl Claimants {
@@ -44,18 +47,28 @@ impl Claimants {
         self.users.get(user)
     }
 
+    /// The user's shared name and standing.
+    pub fn get_key_value(&self, user: &str) -> Option<(&Arc<str>, &Claimant)> {
+        self.users.get_key_value(user)
+    }
+
     pub fn quantity(&self, user: &str) -> u32 {
         self.users.get(user).map_or(0, |c| c.quantity)
     }
 
-    /// A new claim by `user`: every claim starts active (confirmed, held or waitlisted).
-    pub fn add(&mut self, user: &str, fingerprint: u64, claim: u64, quantity: u32) {
-        let entry = match self.users.get_mut(user) {
-            Some(entry) => entry,
-            None => self.users.entry(user.to_string()).or_default(),
+    /// A new claim by `user`: every claim starts active (confirmed, held or waitlisted). Returns the name
+    /// the user is stored under, for the claim to share.
+    pub fn add(&mut self, user: &Arc<str>, fingerprint: u64, claim: u64, quantity: u32) -> Arc<str> {
+        let (name, entry) = match self.users.entry(user.clone()) {
+            Entry::Occupied(o) => {
+                let name = o.key().clone();
+                (name, o.into_mut())
+            }
+            Entry::Vacant(v) => (user.clone(), v.insert(Claimant::default())),
         };
         entry.quantity += quantity;
         entry.record(fingerprint, claim);
+        name
     }
 
     /// A claim stopped holding stock (or a place in line) for its user.
@@ -67,7 +80,7 @@ impl Claimants {
 
     /// Users whose active claims hold something, with the quantity counted for them.
     pub fn holding(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.users.iter().filter(|(_, c)| c.quantity > 0).map(|(u, c)| (u.as_str(), c.quantity))
+        self.users.iter().filter(|(_, c)| c.quantity > 0).map(|(u, c)| (&**u, c.quantity))
     }
 
     /// The same users and claims with nothing held: what survives an inventory being created again.

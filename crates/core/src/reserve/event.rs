@@ -1,5 +1,7 @@
 //! What happened, in the order it happened: the ledger's records.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::InventorySpec;
@@ -46,14 +48,15 @@ impl ClaimStatus {
 pub enum Event {
     InventoryCreated(InventorySpec),
     /// A claim was accepted: confirmed, held, or waitlisted. `units` are the units it got (or asked for, when
-    /// waitlisted).
+    /// waitlisted). The names are shared with the engine's own records, so a claim's strings are allocated
+    /// once, not once for the log and again for the state.
     Claimed {
         claim: u64,
-        inventory: String,
-        user: String,
+        inventory: Arc<str>,
+        user: Arc<str>,
         quantity: u32,
         units: Vec<String>,
-        key: String,
+        key: Arc<str>,
         status: ClaimStatus,
         at: u64,
     },

@@ -1,6 +1,7 @@
 //! One inventory's stock: counted (N identical items) or named units (seats), who holds what, and the line.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use super::claimants::{Claimants, FastMap};
 
@@ -54,10 +55,10 @@ impl InventorySpec {
         if self.per_user_limit == Some(0) {
             return Err("per_user_limit must be at least 1".into());
         }
-        if let (Some(open), Some(close)) = (self.opens_at, self.closes_at) {
-            if close <= open {
-                return Err("closes_at must be after opens_at".into());
-            }
+        if let (Some(open), Some(close)) = (self.opens_at, self.closes_at)
+            && close <= open
+        {
+            return Err("closes_at must be after opens_at".into());
         }
         Ok(())
     }
@@ -94,6 +95,8 @@ impl Counts {
 #[derive(Debug)]
 pub(super) struct Inventory {
     pub spec: InventorySpec,
+    /// The id, shared by every claim and event on this inventory.
+    pub name: Arc<str>,
     /// Items confirmed or held.
     taken: u64,
     /// Of those, held.
@@ -113,7 +116,17 @@ impl Inventory {
                 (vec![None; units.len()], units.iter().enumerate().map(|(i, u)| (u.clone(), i)).collect())
             }
         };
-        Self { spec, taken: 0, held: 0, holders, index, claimants: Claimants::default(), waitlist: VecDeque::new() }
+        let name = Arc::from(spec.id.as_str());
+        Self {
+            spec,
+            name,
+            taken: 0,
+            held: 0,
+            holders,
+            index,
+            claimants: Claimants::default(),
+            waitlist: VecDeque::new(),
+        }
     }
 
     /// The units a claim would get: the named ones if all are free, else the first free ones (best
@@ -197,7 +210,7 @@ impl Inventory {
 
     /// Recounts from the claims and compares with the running figures.
     pub fn check<'a>(&self, claims: impl Iterator<Item = &'a Claim> + Clone) -> Result<(), String> {
-        let mine = || claims.clone().filter(|c| c.inventory == self.spec.id);
+        let mine = || claims.clone().filter(|c| *c.inventory == *self.spec.id);
         let taken: u64 = mine()
             .filter(|c| matches!(c.status, ClaimStatus::Confirmed | ClaimStatus::Held { .. }))
             .map(|c| u64::from(c.quantity))
@@ -215,12 +228,12 @@ impl Inventory {
         }
         let mut per_user: HashMap<&str, u32> = HashMap::new();
         for c in mine().filter(|c| c.status.active()) {
-            *per_user.entry(&c.user).or_insert(0) += c.quantity;
+            *per_user.entry(&*c.user).or_insert(0) += c.quantity;
         }
-        if let Some(limit) = self.spec.per_user_limit {
-            if let Some((user, q)) = per_user.iter().find(|(_, q)| **q > limit) {
-                return Err(format!("{}: user {user} has {q}, limit {limit}", self.spec.id));
-            }
+        if let Some(limit) = self.spec.per_user_limit
+            && let Some((user, q)) = per_user.iter().find(|(_, q)| **q > limit)
+        {
+            return Err(format!("{}: user {user} has {q}, limit {limit}", self.spec.id));
         }
         for (user, q) in self.claimants.holding().chain(per_user.iter().map(|(u, q)| (*u, *q))) {
             let (counted, recounted) = (self.claimants.quantity(user), per_user.get(user).copied().unwrap_or(0));

@@ -19,6 +19,7 @@ mod tests;
 
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use claimants::FastMap;
 
@@ -85,16 +86,17 @@ impl ClaimError {
     }
 }
 
-/// A claim as recorded.
+/// A claim as recorded. Its names are shared (with the inventory, the user's other claims and the log), so
+/// a million claims on one inventory keep one copy of its id and one of each user's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub id: u64,
-    pub inventory: String,
-    pub user: String,
+    pub inventory: Arc<str>,
+    pub user: Arc<str>,
     pub quantity: u32,
     pub units: Vec<String>,
     pub status: ClaimStatus,
-    pub idempotency_key: String,
+    pub idempotency_key: Arc<str>,
     /// The status the claim was first answered with, returned again to a retry with the same key.
     pub first_status: ClaimStatus,
 }
@@ -133,21 +135,24 @@ impl Engine {
         Ok(events)
     }
 
-    /// The claim `user` made on inventory `inv` with idempotency key `key`, if any. The latest wins, as a log
+    /// The claim a user with this standing made with idempotency key `key`, if any. The latest wins, as a log
     /// replayed with a repeated key would have it.
-    fn known(&self, inv: &Inventory, user: &str, key: &str) -> Option<&Claim> {
+    fn known(&self, standing: &claimants::Claimant, key: &str) -> Option<&Claim> {
         let fingerprint = self.keys.hash_one(key);
-        inv.claimants.get(user)?.claims().rev().find_map(|(fp, id)| {
-            let record = self.claims.get(id).filter(|r| fp == fingerprint && r.claim.idempotency_key == key);
+        standing.claims().rev().find_map(|(fp, id)| {
+            let record = self.claims.get(id).filter(|r| fp == fingerprint && *r.claim.idempotency_key == *key);
             record.map(|r| &r.claim)
         })
     }
 
     /// Decides a claim at `now` (Unix ms). A retry with a known idempotency key returns the first answer and
-    /// changes nothing. A rejection allocates nothing.
+    /// changes nothing. A rejection allocates nothing; an accepted claim allocates its user's name (unless
+    /// the user has claimed here before) and its key, once each, shared by the event and the state.
     pub fn claim(&mut self, req: &ClaimRequest, now: u64) -> Result<(Reply, Vec<Event>), ClaimError> {
         let inv = self.by_id.get(req.inventory.as_str()).map(|&i| &self.inventories[i]);
-        if let Some(claim) = inv.and_then(|inv| self.known(inv, &req.user, &req.idempotency_key)) {
+        // One look at the user: for the replay, the per-user limit, and the name to share.
+        let standing = inv.and_then(|inv| inv.claimants.get_key_value(&req.user));
+        if let Some(claim) = standing.and_then(|(_, s)| self.known(s, &req.idempotency_key)) {
             let reply = Reply {
                 claim: claim.id,
                 status: claim.first_status,
@@ -170,10 +175,10 @@ impl Engine {
         if !req.units.is_empty() && req.units.len() != req.quantity as usize {
             return Err(ClaimError::Invalid("name one unit per item claimed, or none".into()));
         }
-        if let Some(limit) = inv.spec.per_user_limit {
-            if inv.claimants.quantity(&req.user) + req.quantity > limit {
-                return Err(ClaimError::LimitReached(limit));
-            }
+        if let Some(limit) = inv.spec.per_user_limit
+            && standing.map_or(0, |(_, s)| s.quantity) + req.quantity > limit
+        {
+            return Err(ClaimError::LimitReached(limit));
         }
         let status = if req.hold {
             ClaimStatus::Held { expires: now + inv.spec.hold_ttl_ms.unwrap_or(0) }
@@ -189,13 +194,14 @@ impl Engine {
             Err(e) => return Err(e),
         };
         let id = self.next_claim;
+        let user = standing.map_or_else(|| Arc::from(req.user.as_str()), |(name, _)| name.clone());
         let event = Event::Claimed {
             claim: id,
-            inventory: req.inventory.clone(),
-            user: req.user.clone(),
+            inventory: inv.name.clone(),
+            user,
             quantity: req.quantity,
             units: units.clone(),
-            key: req.idempotency_key.clone(),
+            key: Arc::from(req.idempotency_key.as_str()),
             status,
             at: now,
         };
@@ -299,21 +305,27 @@ impl Engine {
             }
             Event::Claimed { claim, inventory, user, quantity, units, key, status, .. } => {
                 self.next_claim = self.next_claim.max(claim + 1);
-                let index = self.by_id.get(inventory.as_str()).copied();
-                if let Some(inv) = index.map(|i| &mut self.inventories[i]) {
-                    inv.claimants.add(user, self.keys.hash_one(key.as_str()), *claim, *quantity);
-                    match status {
-                        ClaimStatus::Waitlisted => inv.waitlist.push_back(*claim),
-                        _ => inv.take(*quantity, units, *claim, status.expires().is_some()),
+                let index = self.by_id.get(&**inventory).copied();
+                // The record shares the inventory's and the user's stored names, not the event's copies: a
+                // replayed log has a fresh copy in every event.
+                let (inventory, user) = match index.map(|i| &mut self.inventories[i]) {
+                    Some(inv) => {
+                        let user = inv.claimants.add(user, self.keys.hash_one(&**key), *claim, *quantity);
+                        match status {
+                            ClaimStatus::Waitlisted => inv.waitlist.push_back(*claim),
+                            _ => inv.take(*quantity, units, *claim, status.expires().is_some()),
+                        }
+                        (inv.name.clone(), user)
                     }
-                }
+                    None => (inventory.clone(), user.clone()),
+                };
                 if let ClaimStatus::Held { expires } = status {
                     self.holds.insert((*expires, *claim));
                 }
                 let claim = Claim {
                     id: *claim,
-                    inventory: inventory.clone(),
-                    user: user.clone(),
+                    inventory,
+                    user,
                     quantity: *quantity,
                     units: units.clone(),
                     status: *status,

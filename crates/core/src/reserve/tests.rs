@@ -158,7 +158,7 @@ proptest! {
                     // The indexed read model agrees with a scan of every claim.
                     let u = format!("u{user}");
                     let mut scanned: Vec<&Claim> =
-                        e.claims.values().map(|r| &r.claim).filter(|c| c.inventory == inv && c.user == u).collect();
+                        e.claims.values().map(|r| &r.claim).filter(|c| *c.inventory == *inv && *c.user == *u).collect();
                     scanned.sort_by_key(|c| c.id);
                     prop_assert_eq!(e.claims_of(inv, &u), scanned);
                 }

@@ -25,7 +25,7 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use spillway_core::reserve::{Claim, ClaimError, ClaimRequest};
 
-use super::{ReserveHandle, claim_json, inventory_json, inventory_with_units_json};
+use super::{ClaimParts, ReserveHandle, claim_json, inventory_json, inventory_with_units_json};
 use crate::body::{BodyTooLarge, full};
 use crate::error::GatewayError;
 use crate::pipeline::{Outcome, ProxyRequest, RequestCtx, Target};
@@ -157,22 +157,19 @@ impl Call<'_> {
         };
         let reply = self.handle.claim(&request).await?;
         // A retry is told what the first request was told, whatever happened to the claim since.
-        let claim = Claim {
+        let claim = ClaimParts {
             id: reply.claim,
-            inventory: request.inventory,
-            user: request.user,
+            inventory: &request.inventory,
+            user: &request.user,
             quantity: request.quantity,
-            units: reply.units,
-            status: reply.status,
-            idempotency_key: request.idempotency_key,
-            first_status: reply.status,
+            units: &reply.units,
         };
         let status = match (reply.replayed, reply.position) {
             (true, _) => StatusCode::OK,
             (false, Some(_)) => StatusCode::ACCEPTED,
             (false, None) => StatusCode::CREATED,
         };
-        let body = claim_json(&claim, reply.position, self.handle.now_ms(), Some(reply.replayed));
+        let body = claim.view(reply.status, reply.position, self.handle.now_ms(), Some(reply.replayed));
         let mut response = json(status, &body);
         let location = format!("{}/claims/{}", self.target.prefix, reply.claim);
         if let Ok(v) = HeaderValue::from_str(&location) {
@@ -253,7 +250,7 @@ fn own(
     let user = pick_user(target, header_user, other_user)?;
     let id: u64 = claim.parse().map_err(|_| ClaimError::NotFound("claim"))?;
     match handle.get(id) {
-        Some(c) if c.user == user => Ok(c),
+        Some(c) if *c.user == *user => Ok(c),
         _ => Err(ClaimError::NotFound("claim").into()),
     }
 }

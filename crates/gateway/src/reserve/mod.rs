@@ -26,7 +26,7 @@ use crate::metrics::{Metrics, ReserveMetrics};
 
 pub use api::ReserveTarget;
 pub use spec::spec_from_config;
-pub use view::{claim_json, inventory_json, inventory_with_units_json};
+pub use view::{ClaimParts, claim_json, inventory_json, inventory_with_units_json};
 
 #[derive(Debug)]
 pub struct ReserveHandle {
@@ -109,6 +109,12 @@ impl ReserveHandle {
         let events = self.service.cancel(claim, self.now_ms()).await?;
         self.watchers.notify(&events);
         Ok(())
+    }
+
+    /// Releases the ledger once nothing more will be decided (see [`Reservations::close`]). Blocks for at
+    /// most one commit.
+    pub fn close(&self) {
+        self.service.close();
     }
 
     /// Returns the stock of holds that ran out and tells their holders and whoever the line promoted.

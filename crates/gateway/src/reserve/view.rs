@@ -4,7 +4,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use spillway_core::reserve::{Claim, Counts, InventorySpec, Stock};
+use spillway_core::reserve::{Claim, ClaimStatus, Counts, InventorySpec, Stock};
 
 fn rfc3339(unix_ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(unix_ms)).to_string()
@@ -35,19 +35,43 @@ pub struct ClaimView<'a> {
 }
 
 pub fn claim_json(c: &Claim, position: Option<u64>, now_ms: u64, replayed: Option<bool>) -> ClaimView<'_> {
-    let expires = c.status.expires();
-    ClaimView {
-        claim: c.id,
-        inventory: &c.inventory,
-        user: &c.user,
-        quantity: c.quantity,
-        units: &c.units,
-        status: c.status.as_str(),
-        expires_at: expires.map(rfc3339),
-        expires_at_ms: expires,
-        expires_in_seconds: expires.map(|e| e.saturating_sub(now_ms).div_ceil(1000)),
-        position,
-        replayed,
+    let parts = ClaimParts { id: c.id, inventory: &c.inventory, user: &c.user, quantity: c.quantity, units: &c.units };
+    parts.view(c.status, position, now_ms, replayed)
+}
+
+/// What a claim's answer shows besides where it stands, borrowed from wherever the caller has it: the answer
+/// to a claim is built from its request and the engine's reply, with no copy of the stored claim.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimParts<'a> {
+    pub id: u64,
+    pub inventory: &'a str,
+    pub user: &'a str,
+    pub quantity: u32,
+    pub units: &'a [String],
+}
+
+impl<'a> ClaimParts<'a> {
+    pub fn view(
+        self,
+        status: ClaimStatus,
+        position: Option<u64>,
+        now_ms: u64,
+        replayed: Option<bool>,
+    ) -> ClaimView<'a> {
+        let expires = status.expires();
+        ClaimView {
+            claim: self.id,
+            inventory: self.inventory,
+            user: self.user,
+            quantity: self.quantity,
+            units: self.units,
+            status: status.as_str(),
+            expires_at: expires.map(rfc3339),
+            expires_at_ms: expires,
+            expires_in_seconds: expires.map(|e| e.saturating_sub(now_ms).div_ceil(1000)),
+            position,
+            replayed,
+        }
     }
 }
 

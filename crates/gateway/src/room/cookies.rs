@@ -48,10 +48,10 @@ pub fn strip_own(headers: &mut HeaderMap) {
         if others.len() != text.split(';').count() {
             changed = true;
         }
-        if !others.is_empty() {
-            if let Ok(v) = HeaderValue::from_str(&others.join("; ")) {
-                kept.push(v);
-            }
+        if !others.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&others.join("; "))
+        {
+            kept.push(v);
         }
     }
     if changed {
@@ -66,10 +66,11 @@ pub fn strip_own(headers: &mut HeaderMap) {
 pub fn carry_new_pass(set: &HeaderMap, request: &mut HeaderMap) {
     for value in set.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()) {
         let pair = value.split(';').next().unwrap_or("");
-        if pair.starts_with(PASS_PREFIX) && !value.contains("Max-Age=0") {
-            if let Ok(v) = HeaderValue::from_str(pair) {
-                request.append(COOKIE, v);
-            }
+        if pair.starts_with(PASS_PREFIX)
+            && !value.contains("Max-Age=0")
+            && let Ok(v) = HeaderValue::from_str(pair)
+        {
+            request.append(COOKIE, v);
         }
     }
 }

@@ -48,10 +48,10 @@ impl Lang {
                 } else {
                     None
                 };
-                if let Some(lang) = lang {
-                    if q > best.1 {
-                        best = (lang, q);
-                    }
+                if let Some(lang) = lang
+                    && q > best.1
+                {
+                    best = (lang, q);
                 }
             }
         }

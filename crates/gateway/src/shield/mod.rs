@@ -181,11 +181,12 @@ impl Policy for ShieldPolicy {
     fn call<'a>(&'a self, req: ProxyRequest, ctx: &'a RequestCtx, next: Next<'a>) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let h = &*self.handle;
-            if let Some(limit) = h.config.shed_above_memory {
-                if self.priority < Priority::High && memory::resident_bytes() > limit.get() {
-                    h.metrics.refused("memory");
-                    return h.fallback_or(GatewayError::Overloaded { retry_after: SHED_RETRY_AFTER });
-                }
+            if let Some(limit) = h.config.shed_above_memory
+                && self.priority < Priority::High
+                && memory::resident_bytes() > limit.get()
+            {
+                h.metrics.refused("memory");
+                return h.fallback_or(GatewayError::Overloaded { retry_after: SHED_RETRY_AFTER });
             }
             let slot = match &h.gate {
                 None => None,

@@ -100,10 +100,10 @@ impl Pool {
             let pool = Arc::downgrade(self);
             tokio::spawn(async move {
                 let mut sender = sender;
-                if sender.ready().await.is_ok() {
-                    if let Some(pool) = pool.upgrade() {
-                        pool.push(sender);
-                    }
+                if sender.ready().await.is_ok()
+                    && let Some(pool) = pool.upgrade()
+                {
+                    pool.push(sender);
                 }
             });
             return;

@@ -34,10 +34,10 @@ impl Call {
     pub fn new(method: Method, uri: Uri, body: Bytes, mut headers: HeaderMap) -> Self {
         let authority = uri.authority().map_or("", |a| a.as_str());
         let key = if uri.port().is_some() { authority.to_string() } else { format!("{authority}:80") };
-        if !headers.contains_key(http::header::HOST) {
-            if let Ok(host) = HeaderValue::from_str(authority) {
-                headers.insert(http::header::HOST, host);
-            }
+        if !headers.contains_key(http::header::HOST)
+            && let Ok(host) = HeaderValue::from_str(authority)
+        {
+            headers.insert(http::header::HOST, host);
         }
         let origin_form =
             uri.path_and_query().and_then(|pq| pq.as_str().parse().ok()).unwrap_or_else(|| Uri::from_static("/"));

@@ -230,10 +230,10 @@ async fn claim(ctx: &Ctx, rec: &mut Recorder<'_>, plan: &Plan, user: &mut UserRe
         user.outcome = Outcome::Error;
         return;
     };
-    if let Some(id) = body.claim {
-        if !user.claims.contains(&id) {
-            user.claims.push(id);
-        }
+    if let Some(id) = body.claim
+        && !user.claims.contains(&id)
+    {
+        user.claims.push(id);
     }
     user.outcome = match (answer.status.as_u16(), body.status.as_deref(), body.error.as_deref()) {
         (200 | 201, Some("confirmed"), _) => Outcome::Confirmed,
@@ -248,10 +248,11 @@ async fn claim(ctx: &Ctx, rec: &mut Recorder<'_>, plan: &Plan, user: &mut UserRe
         rec.mark(ctx.second(Instant::now()), Mark::Claimed);
         ctx.live.claimed.fetch_add(1, Relaxed);
     }
-    if user.outcome == Outcome::Held && plan.confirm {
-        if let Some(id) = body.claim {
-            confirm(ctx, rec, plan, user, jar, id, &name).await;
-        }
+    if user.outcome == Outcome::Held
+        && plan.confirm
+        && let Some(id) = body.claim
+    {
+        confirm(ctx, rec, plan, user, jar, id, &name).await;
     }
 }
 

@@ -84,11 +84,11 @@ pub fn decode(bytes: &[u8], events: &mut Vec<Event>) -> Result<(), String> {
             }
             CLAIMED => Event::Claimed {
                 claim: r.uint()?,
-                inventory: r.text()?.to_string(),
-                user: r.text()?.to_string(),
+                inventory: r.text()?.into(),
+                user: r.text()?.into(),
                 quantity: u32::try_from(r.uint()?).map_err(|e| e.to_string())?,
                 units: r.texts()?,
-                key: r.text()?.to_string(),
+                key: r.text()?.into(),
                 status: r.status()?,
                 at: r.uint()?,
             },
@@ -226,7 +226,7 @@ mod tests {
                 user: "u2".into(),
                 quantity: u32::MAX,
                 units: Vec::new(),
-                key: String::new(),
+                key: "".into(),
                 status: ClaimStatus::Waitlisted,
                 at: 0,
             },

@@ -7,6 +7,11 @@
 //! which is the order the engine decided in. No channel message, no per-append wakeup of the writer while it
 //! is busy, no row or JSON per event. Waiters are kept in sequence order, so a commit wakes exactly the
 //! appends it made durable and nobody else: a wake-up is a thread switch, and under load they dominate.
+//!
+//! One server per ledger: two would each decide on their own copy of the state and could both sell the last
+//! item. A lock on a file beside the ledger (`<ledger>.lock`), held while the ledger is open and released by
+//! the operating system if the process dies, makes the second one fail at open instead. SQLite's own locks
+//! are left as they are, so `sqlite3 ledger.db .backup` still works while the server runs.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,12 +78,15 @@ pub struct SqliteLedger {
     shared: Arc<Shared>,
     pub stats: Arc<LedgerStats>,
     path: PathBuf,
+    /// Joined on close (and drop), so that a closed ledger has released its file and can be opened again.
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl SqliteLedger {
     /// Opens (or creates) the ledger and returns it with every event already in it, in order, for replay.
     pub fn open(path: &Path) -> Result<(Self, Vec<Event>), LedgerError> {
         let fail = |reason: String| LedgerError::Open { path: path.display().to_string(), reason };
+        let lock = lock_beside(path).map_err(fail)?;
         let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -96,11 +104,15 @@ impl SqliteLedger {
         });
         let stats = Arc::new(LedgerStats::default());
         let (writer_shared, writer_stats) = (shared.clone(), stats.clone());
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("spillway-ledger".into())
-            .spawn(move || write_loop(conn, &writer_shared, &writer_stats))
+            .spawn(move || {
+                write_loop(conn, &writer_shared, &writer_stats);
+                // Released only once the last commit is done and the connection closed.
+                drop(lock);
+            })
             .map_err(|e| fail(e.to_string()))?;
-        Ok((Self { shared, stats, path: path.to_path_buf() }, events))
+        Ok((Self { shared, stats, path: path.to_path_buf(), writer: Mutex::new(Some(writer)) }, events))
     }
 
     pub fn path(&self) -> &Path {
@@ -110,8 +122,26 @@ impl SqliteLedger {
 
 impl Drop for SqliteLedger {
     fn drop(&mut self) {
-        self.shared.queue().closed = true;
-        self.shared.wake_writer.notify_one();
+        self.close();
+    }
+}
+
+/// Takes the ledger's lock file, or says who has it.
+fn lock_beside(path: &Path) -> Result<std::fs::File, String> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(|e| format!("{}: {e}", Path::new(&name).display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err("another process has this ledger open (one server per \
+             ledger: two would each decide on their own state and could oversell)"
+            .into()),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: {e}", Path::new(&name).display())),
     }
 }
 
@@ -240,6 +270,9 @@ impl Ledger for SqliteLedger {
         if let Some(failed) = &queue.failed {
             return future::ready(Err(failed.clone())).boxed();
         }
+        if queue.closed {
+            return future::ready(Err(stopped())).boxed();
+        }
         let mut wake = false;
         if !events.is_empty() {
             queue.appends.push(events);
@@ -265,6 +298,15 @@ impl Ledger for SqliteLedger {
         let accepted = self.shared.accepted.load(Ordering::Acquire);
         self.shared.durable.load(Ordering::Acquire) >= accepted
     }
+
+    fn close(&self) {
+        self.shared.queue().closed = true;
+        self.shared.wake_writer.notify_one();
+        let writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -276,7 +318,7 @@ mod tests {
         Event::Claimed {
             claim,
             inventory: "c".into(),
-            user: format!("u{claim}"),
+            user: format!("u{claim}").into(),
             quantity: 1,
             units: Vec::new(),
             key: "k".into(),
@@ -358,5 +400,22 @@ mod tests {
         assert!(ledger.all_durable());
         assert!(ledger.append(Vec::new()).now_or_never().is_some(), "nothing to wait for");
         assert_eq!(ledger.stats.events.load(Ordering::Relaxed), 1, "a barrier writes nothing");
+    }
+
+    #[tokio::test]
+    async fn a_second_process_cannot_open_a_ledger_in_use() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.db");
+        let (ledger, _) = SqliteLedger::open(&path).expect("open");
+        ledger.append(vec![claimed(0)]).await.expect("append");
+        // The lock is per open file, so a second open in one process is refused as a second process would be.
+        let err = SqliteLedger::open(&path).expect_err("the ledger is in use");
+        assert!(err.to_string().contains("another process has this ledger open"), "{err}");
+        // Closed (while still held, as a stopping server's tasks may hold it): at once, a restart opens it with
+        // what it held, and the closed one takes nothing more.
+        ledger.close();
+        let (_, reopened) = SqliteLedger::open(&path).expect("reopen");
+        assert_eq!(reopened, vec![claimed(0)]);
+        assert!(ledger.append(vec![claimed(1)]).await.is_err(), "a closed ledger refuses appends");
     }
 }
