@@ -8,8 +8,8 @@
 #
 # hello:    the hello server under exactly the requests the claims get (the same wrk Lua script: a POST with a
 #           new user in its JSON body every request). This is the ceiling the ratio is taken against: the
-#           client's work per request is the same in both arms, and on 2 cores wrk's Lua costs the server a
-#           quarter of its share. `hello GET` (wrk without a script) is printed beside it for reference.
+#           client's work per request is then the same in both arms (on 2 cores, wrk's Lua takes 10-30% of
+#           the hello server's throughput). `hello GET` (wrk without a script) is printed beside it.
 # claim:    POST /api/inventories/drop/claims, a new user every request (wrk Lua), per-user limit 1, stock
 #           that never runs out: every request is a granted claim, fsync'd (group commit) before its 201.
 # sold out: the same against an inventory of 1 item: every request is a `sold_out` 409.
