@@ -71,18 +71,30 @@ impl Latencies {
             return out;
         }
         let max = self.h.max();
-        let mut lower = 0u64;
         let mut upper = first_us.max(1);
         loop {
-            let count = self.h.count_between(lower, upper.saturating_sub(1).max(lower));
-            out.push(Bucket { upto_ms: upper as f64 / 1000.0, count });
+            out.push(Bucket { upto_ms: upper as f64 / 1000.0, count: 0 });
             if upper > max {
                 break;
             }
-            lower = upper;
             upper = upper.saturating_mul(2);
         }
+        let (first, last) = (first_us.max(1), out.len() - 1);
+        self.each_value(|v, count| {
+            // Bucket i holds [first * 2^(i-1), first * 2^i); bucket 0 everything below `first`.
+            let i = if v < first { 0 } else { (v / first).ilog2() as usize + 1 };
+            out[i.min(last)].count += count;
+        });
         out
+    }
+
+    /// Each recorded value (the middle of its recording bucket) with how often it was recorded. Charts count
+    /// these, not `count_between` over ranges: a range query counts a value whose recording bucket straddles
+    /// the boundary in both neighbours, so the bars would add up to more than were recorded.
+    fn each_value(&self, mut f: impl FnMut(u64, u64)) {
+        for v in self.h.iter_recorded() {
+            f(self.h.median_equivalent(v.value_iterated_to()), v.count_at_value());
+        }
     }
 
     /// Counts in `n` equal buckets from 0 to the maximum.
@@ -93,9 +105,9 @@ impl Latencies {
         }
         let width = (self.h.max() / n).max(1) + 1;
         for i in 0..n {
-            let (lower, upper) = (i * width, (i + 1) * width);
-            out.push(Bucket { upto_ms: upper as f64 / 1000.0, count: self.h.count_between(lower, upper - 1) });
+            out.push(Bucket { upto_ms: ((i + 1) * width) as f64 / 1000.0, count: 0 });
         }
+        self.each_value(|v, count| out[(v / width).min(n - 1) as usize].count += count);
         out
     }
 }
@@ -149,6 +161,19 @@ mod tests {
     }
 
     proptest! {
+        /// Every recorded value is in exactly one bar, however wide the range and whatever the boundaries.
+        #[test]
+        fn chart_buckets_add_up_to_what_was_recorded(
+            values in prop::collection::vec(0u64..100_000_000, 1..300), n in 1u64..40, first in 1u64..5_000,
+        ) {
+            let mut h = Latencies::new();
+            for v in &values {
+                h.record_us(*v);
+            }
+            prop_assert_eq!(h.linear_buckets(n).iter().map(|b| b.count).sum::<u64>(), values.len() as u64);
+            prop_assert_eq!(h.log_buckets(first).iter().map(|b| b.count).sum::<u64>(), values.len() as u64);
+        }
+
         /// Recording in shards and merging gives the same histogram as recording in one place.
         #[test]
         fn merging_shards_equals_recording_once(
