@@ -54,6 +54,47 @@ fn never_oversells_and_one_per_user() {
 }
 
 #[test]
+fn names_are_stored_once_and_shared_with_the_log_also_after_a_replay() {
+    let mut e = Engine::default();
+    let mut log = e.create_inventory(InventorySpec { per_user_limit: Some(2), ..coupons(5, false) }).expect("ok");
+    for (user, key) in [("a", "k1"), ("a", "k2"), ("b", "k1")] {
+        let (reply, events) = e.claim(&req("coupons", user, 1, key), 0).expect("claimed");
+        let Some(Event::Claimed { user: logged, inventory, key: logged_key, .. }) = events.first() else {
+            panic!("a claim is logged")
+        };
+        let claim = e.get(reply.claim).expect("recorded");
+        assert!(Arc::ptr_eq(&claim.user, logged) && Arc::ptr_eq(&claim.inventory, inventory), "one copy");
+        assert!(Arc::ptr_eq(&claim.idempotency_key, logged_key));
+        log.extend(events);
+    }
+    // A log read back has its own copy of every name in every event; the state keeps one of each.
+    let read_back: Vec<Event> = log
+        .iter()
+        .map(|e| match e.clone() {
+            Event::Claimed { claim, inventory, user, quantity, units, key, status, at } => Event::Claimed {
+                claim,
+                inventory: Arc::from(&*inventory),
+                user: Arc::from(&*user),
+                quantity,
+                units,
+                key: Arc::from(&*key),
+                status,
+                at,
+            },
+            other => other,
+        })
+        .collect();
+    let mut replayed = Engine::default();
+    for event in &read_back {
+        replayed.apply(event);
+    }
+    let (a1, a2, b) = (replayed.get(0).expect("a"), replayed.get(1).expect("a"), replayed.get(2).expect("b"));
+    assert!(Arc::ptr_eq(&a1.user, &a2.user), "a user's claims share the name");
+    assert!(Arc::ptr_eq(&a1.inventory, &b.inventory), "claims share their inventory's id");
+    assert_eq!(replayed.state_hash(), e.state_hash());
+}
+
+#[test]
 fn a_retry_with_the_same_key_gets_the_first_answer() {
     let mut e = Engine::default();
     e.create_inventory(coupons(1, false)).expect("created");
