@@ -17,13 +17,8 @@ DURATION=${DURATION:-15s}
 RATE=${RATE:-3200}
 ORIGIN_PORT=18480 SPILLWAY_PORT=18481 ADMIN_PORT=18491
 
-cat >"$WORK/spillway.toml" <<TOML
-[server]
-listen = "127.0.0.1:$SPILLWAY_PORT"
-admin_listen = "127.0.0.1:$ADMIN_PORT"
-admin_token = "bench"
-[log]
-level = "warn"
+gateway_config "$SPILLWAY_PORT" "$ADMIN_PORT"
+cat >>"$WORK/spillway.toml" <<TOML
 [upstreams.origin]
 addresses = ["127.0.0.1:$ORIGIN_PORT"]
 request_timeout = "60s"

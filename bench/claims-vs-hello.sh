@@ -25,13 +25,8 @@ HELLO_PORT=18280 GATEWAY_PORT=18281 ADMIN_PORT=18291
 need_packages wrk
 
 start hello "$BIN" origin --listen 127.0.0.1:$HELLO_PORT
-cat >"$WORK/spillway.toml" <<TOML
-[server]
-listen = "127.0.0.1:$GATEWAY_PORT"
-admin_listen = "127.0.0.1:$ADMIN_PORT"
-admin_token = "bench"
-[log]
-level = "warn"
+gateway_config "$GATEWAY_PORT" "$ADMIN_PORT"
+cat >>"$WORK/spillway.toml" <<TOML
 [reservations]
 ledger = "$WORK/ledger.db"
 [inventories.drop]

@@ -42,5 +42,20 @@ wait_for() {
     exit 1
 }
 
+# gateway_config PORT ADMIN_PORT : starts $WORK/spillway.toml with the listeners (127.0.0.1), the admin token
+# `bench` and quiet logs; the script appends its own sections (cat >>).
+gateway_config() {
+    cat >"$WORK/spillway.toml" <<TOML
+[server]
+listen = "127.0.0.1:$1"
+admin_listen = "127.0.0.1:$2"
+admin_token = "bench"
+[log]
+level = "warn"
+TOML
+}
+
 median() { sort -g | awk '{ a[NR]=$1 } END { if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
+# to_ms VALUE : a wrk latency (1.23us, 1.23ms, 1.23s) in milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v !~ /ms$/ && v ~ /s$/) n *= 1000; printf "%.3f\n", n }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", a/b }'; }

@@ -23,15 +23,10 @@ source bench/lib.sh
 need_packages nginx wrk
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-"$BIN" origin --listen 127.0.0.1:$ORIGIN_PORT 2>"$WORK/origin.log" & PIDS+=($!)
+start origin "$BIN" origin --listen 127.0.0.1:$ORIGIN_PORT
 
-cat >"$WORK/spillway.toml" <<TOML
-[server]
-listen = "127.0.0.1:$SPILLWAY_PORT"
-admin_listen = "127.0.0.1:$ADMIN_PORT"
-admin_token = "bench"
-[log]
-level = "warn"
+gateway_config "$SPILLWAY_PORT" "$ADMIN_PORT"
+cat >>"$WORK/spillway.toml" <<TOML
 [upstreams.origin]
 addresses = ["127.0.0.1:$ORIGIN_PORT"]
 # A limit that never refuses, so the figure is the cost of the check (as nginx's limit_req zone below).
@@ -45,7 +40,7 @@ path = "/limited"
 upstream = "origin"
 policies = ["limit:bench"]
 TOML
-"$BIN" serve --config "$WORK/spillway.toml" 2>"$WORK/spillway.log" & PIDS+=($!)
+start spillway "$BIN" serve --config "$WORK/spillway.toml"
 
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx.conf" <<CONF
@@ -72,16 +67,12 @@ http {
     }
 }
 CONF
-"$NGINX" -c "$WORK/nginx.conf" -g 'daemon off;' & PIDS+=($!)
+start nginx "$NGINX" -c "$WORK/nginx.conf" -g 'daemon off;'
 
-# Wait until all three answer (each check is a real request, not a sleep guess).
 for port in $SPILLWAY_PORT $NGINX_PORT $NGINX_LIMIT_PORT; do
-    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
-    curl -fs "http://127.0.0.1:$port/" >/dev/null || { echo "port $port never answered" >&2; cat "$WORK"/*.log >&2; exit 1; }
+    wait_for "http://127.0.0.1:$port/"
 done
 
-# wrk prints latencies as 1.23us / 1.23ms / 1.23s; normalize to ms.
-to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }
 
 run() { # name port conns [path] -> "rps p50 p99"
     local out

@@ -23,13 +23,8 @@ source bench/lib.sh
 need_packages wrk
 
 start hello "$BIN" origin --listen 127.0.0.1:$HELLO_PORT
-cat >"$WORK/spillway.toml" <<TOML
-[server]
-listen = "127.0.0.1:$GATEWAY_PORT"
-admin_listen = "127.0.0.1:$ADMIN_PORT"
-admin_token = "bench"
-[log]
-level = "warn"
+gateway_config "$GATEWAY_PORT" "$ADMIN_PORT"
+cat >>"$WORK/spillway.toml" <<TOML
 [[keys]]
 id = "bench"
 secret = "bench-secret-0123456789abcdef0123456789"

@@ -23,13 +23,8 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 start origin "$BIN" origin --listen 127.0.0.1:$ORIGIN_PORT
 start slow "$BIN" origin --listen 127.0.0.1:$SLOW_PORT --latency 50ms
-cat >"$WORK/spillway.toml" <<TOML
-[server]
-listen = "127.0.0.1:$SPILLWAY_PORT"
-admin_listen = "127.0.0.1:$ADMIN_PORT"
-admin_token = "bench"
-[log]
-level = "warn"
+gateway_config "$SPILLWAY_PORT" "$ADMIN_PORT"
+cat >>"$WORK/spillway.toml" <<TOML
 [upstreams.origin]
 addresses = ["127.0.0.1:$ORIGIN_PORT"]
 [upstreams.slow]
@@ -86,14 +81,12 @@ wait_for "http://127.0.0.1:$SPILLWAY_PORT/item"
 wait_for "http://127.0.0.1:$NGINX_PORT/item"
 curl -fs "http://127.0.0.1:$NGINX_PORT/item" >/dev/null
 
-# wrk prints latencies as 1.23us / 1.23ms / 1.23s; normalize to ms.
-ms() { awk '{ v = $1; if (v ~ /us$/) printf "%.3f\n", v / 1000; else if (v ~ /ms$/) printf "%.3f\n", v + 0; else printf "%.3f\n", v * 1000 }'; }
 run() { # url conns -> "req/s p99ms non2xx"
     local out
     out=$(wrk -t2 -c"$2" -d"$DURATION" --latency "$1" 2>&1)
     local rps p99 non2xx
     rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
-    p99=$(awk '$1 == "99%" { print $2 }' <<<"$out" | ms)
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
     non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
     echo "$rps $p99 ${non2xx:-0}"
 }
@@ -115,8 +108,8 @@ echo "--- shed under overload: 256 connections on a route whose shield lets 8 th
 out=$(wrk -t2 -c256 -d"$DURATION" --latency "http://127.0.0.1:$SPILLWAY_PORT/normal" 2>&1)
 total=$(awk '/requests in/ { print $1 }' <<<"$out")
 non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
-p50=$(awk '$1 == "50%" { print $2 }' <<<"$out" | ms)
-p99=$(awk '$1 == "99%" { print $2 }' <<<"$out" | ms)
+p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
 awk -v t="$total" -v n="${non2xx:-0}" -v p50="$p50" -v p99="$p99" 'BEGIN {
     printf "%d answers, %.2f%% of them 503 overloaded (shed); latency of all answers p50 %s ms, p99 %s ms\n", t, 100 * n / t, p50, p99
     if (n / t > 0.99) print "more than 99% were shed, so the p99 is the shed path'"'"'s (the few served wait 50 ms at the origin)"

@@ -239,9 +239,11 @@ async fn bad_requests_get_their_error_code_and_claims_stay_private() {
     assert_eq!(status, StatusCode::CREATED, "a cancelled claim frees the user's limit");
     let (status, _) = post(&gw, "/api/inventories/nope/claims", json!({ "user": "u", "hold": false })).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = post(&gw, "/api/inventories/nope/claims", json!({ "user": "u", "quantity": 0 })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no such inventory comes before what is wrong with the claim");
     let text = metrics(gw.admin_addr).await;
     let unknown = "spillway_reserve_claims_total{inventory=\"_unknown\",outcome=\"not_found\"}";
-    assert_eq!(metric(&text, unknown), Some(2.0), "both claims on \"nope\", with and without an explicit hold");
+    assert_eq!(metric(&text, unknown), Some(3.0), "every claim on \"nope\", whatever else it said");
     assert!(!text.contains("inventory=\"nope\""), "a name nobody configured never becomes a label");
     gw.shutdown().await;
 }

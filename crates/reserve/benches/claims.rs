@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use spillway_core::reserve::{ClaimRequest, Engine, InventorySpec, Stock};
 use spillway_reserve::Reservations;
+use spillway_store::sqlite::LedgerStats;
 
 fn spec(n: u64) -> InventorySpec {
     InventorySpec {
@@ -32,7 +33,7 @@ fn req(user: u64, key: &str) -> ClaimRequest {
         user: format!("u{user}"),
         quantity: 1,
         units: Vec::new(),
-        hold: false,
+        hold: Some(false),
         idempotency_key: key.into(),
     }
 }
@@ -48,6 +49,34 @@ fn rate(engine: &mut Engine, requests: &[ClaimRequest], expect: impl Fn(&Result<
     let rate = requests.len() as f64 / started.elapsed().as_secs_f64();
     assert_eq!(unexpected, 0, "every request gets the outcome the figure is labelled with");
     rate
+}
+
+/// Runs claiming tasks (each returns how many claims it got confirmed) to the end and prints the rate, with
+/// the ledger's commits over the same time; `expected` claims must all be confirmed.
+#[allow(clippy::print_stdout)]
+async fn durable(
+    label: &str,
+    expected: u64,
+    stats: &LedgerStats,
+    tasks: impl Iterator<Item = tokio::task::JoinHandle<u64>>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (commits_before, micros_before) = (stats.commits.load(Relaxed), stats.commit_micros.load(Relaxed));
+    let started = Instant::now();
+    let mut confirmed = 0;
+    for t in tasks.collect::<Vec<_>>() {
+        confirmed += t.await.unwrap_or(0);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(confirmed, expected, "every claim is accepted");
+    let commits = stats.commits.load(Relaxed) - commits_before;
+    let committing = (stats.commit_micros.load(Relaxed) - micros_before) as f64 / 1e6;
+    println!(
+        "durable claims, {label}: {:.0}/s, {:.0} claims per commit, writer committing {:.0}% of the time",
+        expected as f64 / elapsed,
+        expected as f64 / commits.max(1) as f64,
+        100.0 * committing / elapsed
+    );
 }
 
 #[allow(clippy::print_stdout)]
@@ -84,11 +113,12 @@ fn main() {
                     .map(|r| ClaimRequest { inventory: inventory.into(), ..r.clone() })
                     .collect(),
             );
-            let commits_before = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
-            let micros_before = stats.commit_micros.load(std::sync::atomic::Ordering::Relaxed);
-            let started = Instant::now();
-            let tasks: Vec<_> = (0..claimants)
-                .map(|c| {
+            let label = format!("per-claim API through SQLite (fsync per commit, {claimants} concurrent tasks)");
+            durable(
+                &label,
+                DURABLE,
+                &stats,
+                (0..claimants).map(|c| {
                     let (service, requests) = (service.clone(), requests.clone());
                     tokio::spawn(async move {
                         let mut confirmed = 0u64;
@@ -97,23 +127,9 @@ fn main() {
                         }
                         confirmed
                     })
-                })
-                .collect();
-            let mut confirmed = 0;
-            for t in tasks {
-                confirmed += t.await.unwrap_or(0);
-            }
-            let elapsed = started.elapsed().as_secs_f64();
-            assert_eq!(confirmed, DURABLE, "every claim is accepted");
-            let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed) - commits_before;
-            let committing =
-                (stats.commit_micros.load(std::sync::atomic::Ordering::Relaxed) - micros_before) as f64 / 1e6;
-            println!(
-                "durable claims, per-claim API through SQLite (fsync per commit, {claimants} concurrent tasks): {:.0}/s, {:.0} claims per commit, writer committing {:.0}% of the time",
-                DURABLE as f64 / elapsed,
-                DURABLE as f64 / commits.max(1) as f64,
-                100.0 * committing / elapsed
-            );
+                }),
+            )
+            .await;
         }
 
         // The batch API: a front end that gathers requests hands over many at once.
@@ -122,13 +138,17 @@ fn main() {
         const SUBMITTERS: usize = 4;
         service.create_inventory(InventorySpec { id: "batch".into(), ..spec(BATCHED) }).await.expect("created");
         let requests: Arc<Vec<ClaimRequest>> = Arc::new(
-            accepted[..BATCHED as usize].iter().map(|r| ClaimRequest { inventory: "batch".into(), ..r.clone() }).collect(),
+            accepted[..BATCHED as usize]
+                .iter()
+                .map(|r| ClaimRequest { inventory: "batch".into(), ..r.clone() })
+                .collect(),
         );
-        let commits_before = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
-        let micros_before = stats.commit_micros.load(std::sync::atomic::Ordering::Relaxed);
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..SUBMITTERS)
-            .map(|s| {
+        let label = format!("batch API claim_many through SQLite ({SUBMITTERS} tasks, {BATCH} claims per call)");
+        durable(
+            &label,
+            BATCHED,
+            &stats,
+            (0..SUBMITTERS).map(|s| {
                 let (service, requests) = (service.clone(), requests.clone());
                 tokio::spawn(async move {
                     let mut confirmed = 0u64;
@@ -138,27 +158,15 @@ fn main() {
                     }
                     confirmed
                 })
-            })
-            .collect();
-        let mut confirmed = 0;
-        for t in tasks {
-            confirmed += t.await.unwrap_or(0);
-        }
-        let elapsed = started.elapsed().as_secs_f64();
-        assert_eq!(confirmed, BATCHED, "every claim is accepted");
-        let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed) - commits_before;
-        let committing = (stats.commit_micros.load(std::sync::atomic::Ordering::Relaxed) - micros_before) as f64 / 1e6;
-        println!(
-            "durable claims, batch API claim_many through SQLite ({SUBMITTERS} tasks, {BATCH} claims per call): {:.0}/s, {:.0} claims per commit, writer committing {:.0}% of the time",
-            BATCHED as f64 / elapsed,
-            BATCHED as f64 / commits.max(1) as f64,
-            100.0 * committing / elapsed
-        );
+            }),
+        )
+        .await;
 
         // Rejections through the service, one task, after everything before is durable: at most a second each.
-        for (label, requests, code) in
-            [("sold_out", &newcomers[..], "sold_out"), ("limit_reached", &other_key[..DURABLE as usize], "limit_reached")]
-        {
+        for (label, requests, code) in [
+            ("sold_out", &newcomers[..], "sold_out"),
+            ("limit_reached", &other_key[..DURABLE as usize], "limit_reached"),
+        ] {
             let started = Instant::now();
             let mut done = 0u64;
             for r in requests.iter().cycle().take(100_000_000) {
@@ -169,7 +177,10 @@ fn main() {
                     break;
                 }
             }
-            println!("service rejections, {label} (per-claim API, one task): {:.0}/s", done as f64 / started.elapsed().as_secs_f64());
+            println!(
+                "service rejections, {label} (per-claim API, one task): {:.0}/s",
+                done as f64 / started.elapsed().as_secs_f64()
+            );
         }
     });
 }

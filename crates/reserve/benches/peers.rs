@@ -199,7 +199,7 @@ fn request(user: String, key: &str) -> ClaimRequest {
         user,
         quantity: 1,
         units: Vec::new(),
-        hold: false,
+        hold: Some(false),
         idempotency_key: key.into(),
     }
 }

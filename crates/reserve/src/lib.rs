@@ -168,10 +168,9 @@ impl Reservations {
         self.engine().units(id).map(|units| units.into_iter().map(|(n, free)| (n.to_string(), free)).collect())
     }
 
-    /// Whether an inventory holds claims before they are confirmed; `None` if there is no such inventory.
     /// Cheap, unlike [`Reservations::inventory`], which copies the spec with all its unit names.
-    pub fn holds(&self, inventory: &str) -> Option<bool> {
-        self.engine().inventory(inventory).map(|(spec, _)| spec.hold_ttl_ms.is_some())
+    pub fn has_inventory(&self, inventory: &str) -> bool {
+        self.engine().inventory(inventory).is_some()
     }
 
     pub fn inventories(&self) -> Vec<(InventorySpec, Counts)> {
@@ -220,7 +219,7 @@ mod tests {
             user: format!("u{user}"),
             quantity: 1,
             units: Vec::new(),
-            hold: false,
+            hold: Some(false),
             idempotency_key: "k".into(),
         }
     }

@@ -36,8 +36,9 @@ pub struct ClaimRequest {
     pub quantity: u32,
     /// Specific units (seats); empty means any (best available).
     pub units: Vec<String>,
-    /// Hold instead of confirming at once (needs the inventory's hold TTL).
-    pub hold: bool,
+    /// Hold instead of confirming at once (needs the inventory's hold TTL). `None`: as the inventory does,
+    /// holding when it has a hold TTL, so a ticket buyer pays before the seat is theirs.
+    pub hold: Option<bool>,
     pub idempotency_key: String,
 }
 
@@ -149,9 +150,11 @@ impl Engine {
     /// changes nothing. A rejection allocates nothing; an accepted claim allocates its user's name (unless
     /// the user has claimed here before) and its key, once each, shared by the event and the state.
     pub fn claim(&mut self, req: &ClaimRequest, now: u64) -> Result<(Reply, Vec<Event>), ClaimError> {
+        // First, so that any other answer means the inventory exists (the gateway labels metrics by it).
         let inv = self.by_id.get(req.inventory.as_str()).map(|&i| &self.inventories[i]);
+        let inv = inv.ok_or(ClaimError::NotFound("inventory"))?;
         // One look at the user: for the replay, the per-user limit, and the name to share.
-        let standing = inv.and_then(|inv| inv.claimants.get_key_value(&req.user));
+        let standing = inv.claimants.get_key_value(&req.user);
         if let Some(claim) = standing.and_then(|(_, s)| self.known(s, &req.idempotency_key)) {
             let reply = Reply {
                 claim: claim.id,
@@ -165,11 +168,11 @@ impl Engine {
         if req.quantity == 0 || req.user.is_empty() || req.idempotency_key.is_empty() {
             return Err(ClaimError::Invalid("quantity, user and idempotency key are required".into()));
         }
-        let inv = inv.ok_or(ClaimError::NotFound("inventory"))?;
         if !inv.spec.open_at(now) {
             return Err(ClaimError::Closed);
         }
-        if req.hold && inv.spec.hold_ttl_ms.is_none() {
+        let hold = req.hold.unwrap_or(inv.spec.hold_ttl_ms.is_some());
+        if hold && inv.spec.hold_ttl_ms.is_none() {
             return Err(ClaimError::Invalid("this inventory does not hold; claim without hold".into()));
         }
         if !req.units.is_empty() && req.units.len() != req.quantity as usize {
@@ -180,7 +183,7 @@ impl Engine {
         {
             return Err(ClaimError::LimitReached(limit));
         }
-        let status = if req.hold {
+        let status = if hold {
             ClaimStatus::Held { expires: now + inv.spec.hold_ttl_ms.unwrap_or(0) }
         } else {
             ClaimStatus::Confirmed

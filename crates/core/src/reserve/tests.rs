@@ -37,7 +37,7 @@ fn req(inv: &str, user: &str, quantity: u32, key: &str) -> ClaimRequest {
         user: user.into(),
         quantity,
         units: Vec::new(),
-        hold: false,
+        hold: Some(false),
         idempotency_key: key.into(),
     }
 }
@@ -95,6 +95,21 @@ fn names_are_stored_once_and_shared_with_the_log_also_after_a_replay() {
 }
 
 #[test]
+fn a_claim_that_does_not_say_holds_as_its_inventory_does() {
+    let mut e = Engine::default();
+    e.create_inventory(coupons(5, false)).expect("holds for 5 minutes");
+    e.create_inventory(InventorySpec { id: "now".into(), hold_ttl_ms: None, ..coupons(5, false) }).expect("ok");
+    let unsaid = |inv: &str, user: &str| ClaimRequest { hold: None, ..req(inv, user, 1, "k") };
+    let status = |r: Result<(Reply, Vec<Event>), ClaimError>| r.map(|(reply, _)| reply.status);
+    assert_eq!(status(e.claim(&unsaid("coupons", "a"), 0)), Ok(ClaimStatus::Held { expires: 300_000 }));
+    assert_eq!(status(e.claim(&unsaid("now", "a"), 0)), Ok(ClaimStatus::Confirmed));
+    let said = ClaimRequest { hold: Some(false), ..req("coupons", "b", 1, "k") };
+    assert_eq!(status(e.claim(&said, 0)), Ok(ClaimStatus::Confirmed), "saying so wins");
+    let unknown = ClaimRequest { quantity: 0, ..unsaid("nope", "a") };
+    assert_eq!(status(e.claim(&unknown, 0)), Err(ClaimError::NotFound("inventory")), "before anything else");
+}
+
+#[test]
 fn a_retry_with_the_same_key_gets_the_first_answer() {
     let mut e = Engine::default();
     e.create_inventory(coupons(1, false)).expect("created");
@@ -109,7 +124,7 @@ fn a_retry_with_the_same_key_gets_the_first_answer() {
 fn holds_expire_exactly_once_and_feed_the_waitlist() {
     let mut e = Engine::default();
     e.create_inventory(coupons(1, true)).expect("created");
-    let hold = ClaimRequest { hold: true, ..req("coupons", "a", 1, "k") };
+    let hold = ClaimRequest { hold: Some(true), ..req("coupons", "a", 1, "k") };
     let (held, _) = e.claim(&hold, 1_000).expect("held");
     assert_eq!(held.status, ClaimStatus::Held { expires: 301_000 });
     let (waiting, _) = e.claim(&req("coupons", "b", 1, "k"), 2_000).expect("waitlisted");
@@ -180,7 +195,8 @@ proptest! {
             match op {
                 Op::Claim { user, quantity, hold, key, seats } => {
                     let inv = if seats { "seats" } else { "coupons" };
-                    let r = ClaimRequest { hold, ..req(inv, &format!("u{user}"), quantity, &format!("k{key}")) };
+                    let r =
+                        ClaimRequest { hold: Some(hold), ..req(inv, &format!("u{user}"), quantity, &format!("k{key}")) };
                     let seen = keys.get(&(inv, user, key)).copied();
                     match e.claim(&r, now) {
                         Ok((reply, events)) => {

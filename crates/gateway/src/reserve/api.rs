@@ -97,7 +97,7 @@ struct ClaimBody {
     quantity: Option<u32>,
     #[serde(default)]
     units: Vec<String>,
-    /// Defaults to holding when the inventory holds, so a ticket buyer pays before the seat is theirs.
+    /// Defaults to holding when the inventory holds (the engine decides).
     hold: Option<bool>,
     idempotency_key: Option<String>,
 }
@@ -143,16 +143,13 @@ impl Call<'_> {
             (None, None) => format!("auto-{:032x}", fastrand::u128(..)),
         };
         check_id("idempotency_key", &key)?;
-        // One look at the inventory: whether it exists, and whether its claims hold by default.
-        let holds = self.handle.inventory_holds(inventory).ok_or_else(|| self.handle.unknown_inventory())?;
-        let hold = body.hold.unwrap_or(holds);
         let quantity = body.quantity.unwrap_or(body.units.len().max(1) as u32);
         let request = ClaimRequest {
             inventory: inventory.to_string(),
             user,
             quantity,
             units: body.units,
-            hold,
+            hold: body.hold,
             idempotency_key: key,
         };
         let reply = self.handle.claim(&request).await?;
@@ -180,7 +177,9 @@ impl Call<'_> {
 
     fn user_claims(&self, inventory: &str) -> Outcome {
         let user = pick_user(self.target, self.header_user()?, self.query("user"))?;
-        self.handle.inventory_holds(inventory).ok_or(ClaimError::NotFound("inventory"))?;
+        if !self.handle.has_inventory(inventory) {
+            return Err(ClaimError::NotFound("inventory").into());
+        }
         let now = self.handle.now_ms();
         let mine = self.handle.claims_of(inventory, &user);
         let claims: Vec<_> = mine.iter().map(|c| claim_json(c, self.handle.position(c.id), now, None)).collect();

@@ -84,19 +84,16 @@ impl ReserveHandle {
         self.service.create_inventory(spec).await
     }
 
-    /// A claim on an inventory the caller found to exist (see [`ReserveHandle::unknown_inventory`]).
     pub async fn claim(&self, req: &ClaimRequest) -> Result<Reply, ReserveError> {
         let result = self.service.claim(req, self.now_ms()).await;
-        self.metrics.claim(&req.inventory, &result);
+        // The engine says "no such inventory" before anything else, so any other answer names a real one. The
+        // unknown ones share one label: a client cannot grow the metrics by naming inventories nobody made.
+        let label = match &result {
+            Err(ReserveError::Claim(ClaimError::NotFound("inventory"))) => "_unknown",
+            _ => req.inventory.as_str(),
+        };
+        self.metrics.claim(label, &result);
         result
-    }
-
-    /// A claim on an inventory that does not exist: counted under one label, so a client cannot grow the
-    /// metrics by naming inventories nobody configured.
-    pub fn unknown_inventory(&self) -> ReserveError {
-        let refused: Result<Reply, ReserveError> = Err(ClaimError::NotFound("inventory").into());
-        self.metrics.claim("_unknown", &refused);
-        ClaimError::NotFound("inventory").into()
     }
 
     pub async fn confirm(&self, claim: u64) -> Result<(), ReserveError> {
@@ -146,8 +143,8 @@ impl ReserveHandle {
         self.service.units(id)
     }
 
-    pub fn inventory_holds(&self, id: &str) -> Option<bool> {
-        self.service.holds(id)
+    pub fn has_inventory(&self, id: &str) -> bool {
+        self.service.has_inventory(id)
     }
 
     pub fn inventories(&self) -> Vec<(InventorySpec, Counts)> {
