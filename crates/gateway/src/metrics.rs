@@ -161,6 +161,7 @@ struct ShieldFamilies {
     retries: Family<ShieldReasonLabels, Counter>,
     fallbacks: Family<ShieldLabels, Counter>,
     in_flight: Family<ShieldLabels, Gauge>,
+    queued: Family<ShieldLabels, Gauge>,
     limit: Family<ShieldLabels, Gauge>,
 }
 
@@ -300,6 +301,11 @@ impl Metrics {
         );
         registry.register("shield_fallbacks", "Fallback answers sent instead of an error", sh.fallbacks.clone());
         registry.register("shield_in_flight", "Requests in flight through a shield's bulkhead", sh.in_flight.clone());
+        registry.register(
+            "shield_queued",
+            "Requests waiting in a shield's line for a place in flight",
+            sh.queued.clone(),
+        );
         registry.register(
             "shield_concurrency_limit",
             "The bulkhead's current limit (moves when adaptive)",
@@ -639,9 +645,10 @@ impl ShieldMetrics {
         self.families.fallbacks.get_or_create(&ShieldLabels { shield: self.name.clone() }).inc();
     }
 
-    pub fn gate(&self, in_flight: u32, limit: u32) {
+    pub fn gate(&self, in_flight: u32, queued: u32, limit: u32) {
         let labels = ShieldLabels { shield: self.name.clone() };
         self.families.in_flight.get_or_create(&labels).set(i64::from(in_flight));
+        self.families.queued.get_or_create(&labels).set(i64::from(queued));
         self.families.limit.get_or_create(&labels).set(i64::from(limit));
     }
 }

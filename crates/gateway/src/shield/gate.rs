@@ -76,6 +76,12 @@ impl Gate {
         self.state().in_flight
     }
 
+    /// Requests waiting in the line (not counting those that gave up and have yet to be skipped).
+    pub fn queued(&self) -> u32 {
+        let s = self.state();
+        s.waiting.iter().flatten().filter(|w| !w.is_closed()).count() as u32
+    }
+
     pub fn limit(&self) -> u32 {
         self.state().limit.get()
     }
@@ -165,6 +171,7 @@ mod tests {
             async move { g.acquire(Priority::High).await.map(|slot| slot.in_flight_at_start) }
         });
         tokio::task::yield_now().await;
+        assert_eq!(gate.queued(), 2, "low and high wait");
         drop(held);
         assert_eq!(high.await.expect("joined"), Ok(1), "high went before the older low");
         assert_eq!(low.await.expect("joined"), Ok(()), "then low");
@@ -177,5 +184,6 @@ mod tests {
         let _held = gate.acquire(Priority::Critical).await.expect("slot");
         assert_eq!(gate.acquire(Priority::Critical).await.err(), Some(Shed::QueueTimeout));
         assert_eq!(gate.in_flight(), 1, "the timed-out waiter holds nothing");
+        assert_eq!(gate.queued(), 0, "nor does it count as waiting");
     }
 }

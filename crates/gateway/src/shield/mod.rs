@@ -119,7 +119,7 @@ impl ShieldHandle {
             self.metrics.state(scope, state.as_str());
         }
         if let Some(gate) = &self.gate {
-            self.metrics.gate(gate.in_flight(), gate.limit());
+            self.metrics.gate(gate.in_flight(), gate.queued(), gate.limit());
         }
     }
 
