@@ -193,7 +193,15 @@ async fn a_hold_expires_once_and_the_line_is_told() {
     };
     assert_eq!((count("held"), count("waitlisted"), count("unit_taken")), (Some(2.0), Some(1.0), Some(1.0)));
     assert_eq!(metric(&text, "spillway_reserve_remaining{inventory=\"show\"}"), Some(0.0));
-    assert!(metric(&text, "spillway_reserve_ledger_commits_total").unwrap() >= 1.0);
+    let commits = metric(&text, "spillway_reserve_ledger_commits_total").unwrap();
+    assert!(commits >= 1.0);
+    // Every commit is in both distributions, and the batch sizes add up to what the commits made durable.
+    assert_eq!(metric(&text, "spillway_reserve_ledger_commit_duration_seconds_count"), Some(commits));
+    assert_eq!(metric(&text, "spillway_reserve_ledger_commit_batch_size_count"), Some(commits));
+    assert_eq!(
+        metric(&text, "spillway_reserve_ledger_commit_batch_size_sum"),
+        metric(&text, "spillway_reserve_ledger_appends_total")
+    );
     gw.shutdown().await;
 }
 

@@ -42,12 +42,15 @@ impl ReserveHandle {
     /// Opens the ledger and rebuilds the engine's state from it.
     pub fn open(path: &Path, metrics: &Metrics, clock: &Clock) -> Result<Arc<Self>, ReserveError> {
         let (service, stats) = Reservations::open(path)?;
+        let metrics = metrics.reserve();
+        // A ledger is opened once per process, so this is its only observer.
+        let _ = stats.on_commit.set(metrics.commit_observer());
         let handle = Self {
             service,
             ledger: path.to_path_buf(),
             stats,
             watchers: watch::Watchers::default(),
-            metrics: metrics.reserve(),
+            metrics,
             clock: clock.clone(),
         };
         Ok(Arc::new(handle))

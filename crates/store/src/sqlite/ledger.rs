@@ -38,6 +38,18 @@ pub struct LedgerStats {
     pub events: AtomicU64,
     /// Total time spent committing, in microseconds.
     pub commit_micros: AtomicU64,
+    /// Told of each commit, for distributions the totals cannot give (a slow fsync now and then).
+    pub on_commit: std::sync::OnceLock<CommitObserver>,
+}
+
+/// Called by the writer thread after each commit with how long it took and how many appends it made durable.
+/// It runs between commits, so it must be quick: a histogram's observe, not I/O.
+pub struct CommitObserver(pub Box<dyn Fn(std::time::Duration, usize) + Send + Sync>);
+
+impl std::fmt::Debug for CommitObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitObserver")
+    }
 }
 
 /// Appends not yet taken by the writer.
@@ -188,7 +200,11 @@ fn write_loop(mut conn: Connection, shared: &Shared, stats: &LedgerStats) {
         }
         let started = Instant::now();
         let result = write(&mut conn, &batch, &mut bytes);
-        stats.commit_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let took = started.elapsed();
+        stats.commit_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        if let Some(CommitObserver(observe)) = stats.on_commit.get() {
+            observe(took, batch.len());
+        }
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.appends.fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.events.fetch_add(batch.iter().map(|a| a.len() as u64).sum(), Ordering::Relaxed);
@@ -344,6 +360,14 @@ mod tests {
         {
             let (ledger, existing) = SqliteLedger::open(&path).expect("open");
             assert!(existing.is_empty());
+            // The observer hears of every commit and, summed, of every append.
+            let seen = Arc::new(Mutex::new((0u64, 0usize)));
+            let tally = seen.clone();
+            let observer = CommitObserver(Box::new(move |_, appends| {
+                let mut seen = tally.lock().expect("lock");
+                *seen = (seen.0 + 1, seen.1 + appends);
+            }));
+            ledger.stats.on_commit.set(observer).expect("first observer");
             ledger.append(vec![Event::InventoryCreated(spec.clone())]).await.expect("append");
             let appends: Vec<_> = (0..100).map(|i| ledger.append(vec![claimed(i)])).collect();
             for a in futures_util::future::join_all(appends).await {
@@ -351,6 +375,7 @@ mod tests {
             }
             ledger.append(Vec::new()).await.expect("barrier");
             assert!(ledger.stats.commits.load(Ordering::Relaxed) <= 102);
+            assert_eq!(*seen.lock().expect("lock"), (ledger.stats.commits.load(Ordering::Relaxed), 101));
         }
         let (_, events) = SqliteLedger::open(&path).expect("reopen");
         assert_eq!(events.len(), 101);
