@@ -142,8 +142,14 @@ impl GatewayError {
         let (content_type, body) = match accept {
             Accept::Html => ("text/html; charset=utf-8", html_page(status, &message)),
             Accept::Json => {
-                let body = serde_json::json!({ "error": self.code(), "message": message });
-                ("application/json", body.to_string())
+                // Borrowed fields, not a `json!` value: in a sold-out storm nearly every answer is one of these.
+                #[derive(serde::Serialize)]
+                struct Body<'a> {
+                    error: &'a str,
+                    message: &'a str,
+                }
+                let body = serde_json::to_string(&Body { error: self.code(), message: &message });
+                ("application/json", body.unwrap_or_else(|_| r#"{"error":"internal"}"#.to_string()))
             }
         };
         let mut response = Response::new(full(body));
