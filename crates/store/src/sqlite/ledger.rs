@@ -55,7 +55,12 @@ impl std::fmt::Debug for CommitObserver {
 /// Appends not yet taken by the writer.
 #[derive(Debug, Default)]
 struct Queue {
-    appends: Vec<Vec<Event>>,
+    /// Their events, in order, in one vector the writer swaps with its own: an append moves its events in
+    /// and leaves nothing for the writer thread to free (a free of memory another thread allocated costs
+    /// more, and under load there is one per claim).
+    events: Vec<Event>,
+    /// Where each append ends in `events`, so that a transaction always holds whole appends.
+    ends: Vec<usize>,
     /// Sequence number of the last append accepted (the first is 1).
     accepted: u64,
     /// The writer is parked and must be woken for the next append; while it writes, nobody wakes it.
@@ -179,38 +184,45 @@ fn read_all(conn: &Connection) -> Result<Vec<Event>, String> {
 }
 
 fn write_loop(mut conn: Connection, shared: &Shared, stats: &LedgerStats) {
-    let mut batch: Vec<Vec<Event>> = Vec::new();
+    let mut batch: Vec<Event> = Vec::new();
+    let mut ends: Vec<usize> = Vec::new();
     let mut bytes = Vec::new();
     let mut durable = 0;
     loop {
-        {
+        let appends = {
             let mut queue = shared.queue();
-            while queue.appends.is_empty() {
+            while queue.ends.is_empty() {
                 if queue.closed {
                     return;
                 }
                 queue.writer_parked = true;
                 queue = shared.wake_writer.wait(queue).unwrap_or_else(std::sync::PoisonError::into_inner);
             }
-            if queue.appends.len() <= MAX_BATCH {
-                std::mem::swap(&mut queue.appends, &mut batch);
+            if queue.ends.len() <= MAX_BATCH {
+                std::mem::swap(&mut queue.events, &mut batch);
+                std::mem::swap(&mut queue.ends, &mut ends);
+                ends.len()
             } else {
-                batch.extend(queue.appends.drain(..MAX_BATCH));
+                let cut = queue.ends[MAX_BATCH - 1];
+                batch.extend(queue.events.drain(..cut));
+                queue.ends.drain(..MAX_BATCH);
+                queue.ends.iter_mut().for_each(|end| *end -= cut);
+                MAX_BATCH
             }
-        }
+        };
         let started = Instant::now();
         let result = write(&mut conn, &batch, &mut bytes);
         let took = started.elapsed();
         stats.commit_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
         if let Some(CommitObserver(observe)) = stats.on_commit.get() {
-            observe(took, batch.len());
+            observe(took, appends);
         }
         stats.commits.fetch_add(1, Ordering::Relaxed);
-        stats.appends.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        stats.events.fetch_add(batch.iter().map(|a| a.len() as u64).sum(), Ordering::Relaxed);
+        stats.appends.fetch_add(appends as u64, Ordering::Relaxed);
+        stats.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
         match result {
             Ok(()) => {
-                durable += batch.len() as u64;
+                durable += appends as u64;
                 let mut done = Vec::new();
                 {
                     let mut queue = shared.queue();
@@ -229,7 +241,8 @@ fn write_loop(mut conn: Connection, shared: &Shared, stats: &LedgerStats) {
                 let waiters = {
                     let mut queue = shared.queue();
                     queue.failed = Some(e.clone());
-                    queue.appends.clear();
+                    queue.events.clear();
+                    queue.ends.clear();
                     std::mem::take(&mut queue.waiters)
                 };
                 for (_, waiter) in waiters {
@@ -239,37 +252,17 @@ fn write_loop(mut conn: Connection, shared: &Shared, stats: &LedgerStats) {
             }
         }
         batch.clear();
+        ends.clear();
     }
 }
 
-fn write(conn: &mut Connection, batch: &[Vec<Event>], bytes: &mut Vec<u8>) -> Result<(), LedgerError> {
+fn write(conn: &mut Connection, events: &[Event], bytes: &mut Vec<u8>) -> Result<(), LedgerError> {
     let err = |e: rusqlite::Error| LedgerError::Write(e.to_string());
-    let events = batch.iter().map(Vec::len).sum();
-    batch::encode(Counted { events: batch.iter().flatten(), left: events }, bytes).map_err(LedgerError::Write)?;
+    batch::encode(events.iter(), bytes).map_err(LedgerError::Write)?;
     let tx = conn.transaction().map_err(err)?;
     tx.prepare_cached("INSERT INTO batches (body) VALUES (?1)").map_err(err)?.execute([&bytes[..]]).map_err(err)?;
     tx.commit().map_err(err)
 }
-
-/// An iterator that knows its length, for one that cannot say it (a flattened list of lists).
-struct Counted<I> {
-    events: I,
-    left: usize,
-}
-
-impl<I: Iterator> Iterator for Counted<I> {
-    type Item = I::Item;
-    fn next(&mut self) -> Option<I::Item> {
-        let next = self.events.next()?;
-        self.left -= 1;
-        Some(next)
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
-    }
-}
-
-impl<I: Iterator> ExactSizeIterator for Counted<I> {}
 
 fn stopped() -> LedgerError {
     LedgerError::Write("the ledger writer has stopped".into())
@@ -291,7 +284,9 @@ impl Ledger for SqliteLedger {
         }
         let mut wake = false;
         if !events.is_empty() {
-            queue.appends.push(events);
+            queue.events.extend(events);
+            let end = queue.events.len();
+            queue.ends.push(end);
             queue.accepted += 1;
             shared.accepted.store(queue.accepted, Ordering::Release);
             wake = std::mem::take(&mut queue.writer_parked);
@@ -425,6 +420,42 @@ mod tests {
         assert!(ledger.all_durable());
         assert!(ledger.append(Vec::new()).now_or_never().is_some(), "nothing to wait for");
         assert_eq!(ledger.stats.events.load(Ordering::Relaxed), 1, "a barrier writes nothing");
+    }
+
+    #[tokio::test]
+    async fn a_long_queue_is_written_in_transactions_of_whole_appends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.db");
+        let (ledger, _) = SqliteLedger::open(&path).expect("open");
+        let largest = Arc::new(Mutex::new(0usize));
+        let seen = largest.clone();
+        let observer = CommitObserver(Box::new(move |_, appends| {
+            let mut largest = seen.lock().expect("lock");
+            *largest = (*largest).max(appends);
+        }));
+        ledger.stats.on_commit.set(observer).expect("first observer");
+        // Held back by another connection's write lock, more appends queue up than one transaction takes: the
+        // writer may take some before the rest arrive, but then at least MAX_BATCH + 1 wait behind them.
+        let other = Connection::open(&path).expect("open");
+        other.execute_batch("BEGIN IMMEDIATE;").expect("lock");
+        let n = 2 * MAX_BATCH as u64 + 1;
+        let mut expected = Vec::new();
+        let mut appends = Vec::new();
+        for i in 0..n {
+            // Appends of one and of two events, so a cut in the wrong place would split one.
+            let events: Vec<Event> = (0..1 + i % 2).map(|k| claimed(2 * i + k)).collect();
+            expected.extend(events.iter().cloned());
+            appends.push(ledger.append(events));
+        }
+        other.execute_batch("ROLLBACK;").expect("unlock");
+        for a in futures_util::future::join_all(appends).await {
+            a.expect("durable");
+        }
+        assert_eq!(*largest.lock().expect("lock"), MAX_BATCH, "at most MAX_BATCH appends per transaction");
+        assert_eq!(ledger.stats.appends.load(Ordering::Relaxed), n);
+        ledger.close();
+        let (_, events) = SqliteLedger::open(&path).expect("reopen");
+        assert_eq!(events, expected);
     }
 
     #[tokio::test]
