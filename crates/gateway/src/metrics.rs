@@ -338,6 +338,11 @@ impl Metrics {
             r.commit_seconds.clone(),
         );
         registry.register(
+            "reserve_ledger_up",
+            "1 while the ledger takes writes; 0 once a write failed and it stopped (restart the process)",
+            r.ledger_up.clone(),
+        );
+        registry.register(
             "reserve_ledger_commit_duration_seconds",
             "Each commit's time, writing and fsync included: the tail shows a disk that stalls",
             r.commit_latency.clone(),
@@ -549,6 +554,7 @@ pub struct ReserveMetrics {
     appends: Counter,
     events: Counter,
     commit_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    ledger_up: Gauge,
     /// Observed by the ledger's writer thread, once per commit.
     commit_latency: Histogram,
     commit_batch: Histogram,
@@ -569,6 +575,7 @@ impl Default for ReserveMetrics {
             appends: Counter::default(),
             events: Counter::default(),
             commit_seconds: Counter::default(),
+            ledger_up: Gauge::default(),
             commit_latency: Histogram::new(COMMIT_BUCKETS),
             // 1, 2, 4 … 4096: the writer commits at most 4096 appends at once.
             commit_batch: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 13)),
@@ -630,6 +637,10 @@ impl ReserveMetrics {
         self.remaining.get_or_create(&labels).set(counts.remaining() as i64);
         self.held.get_or_create(&labels).set(counts.held as i64);
         self.waitlisted.get_or_create(&labels).set(counts.waitlisted as i64);
+    }
+
+    pub fn ledger_up(&self, up: bool) {
+        self.ledger_up.set(i64::from(up));
     }
 
     /// What the ledger's writer calls after each commit.

@@ -305,3 +305,33 @@ async fn inventories_are_created_and_read_on_the_admin_listener() {
     assert_eq!((status, public["inventories"][0]["id"].as_str()), (StatusCode::OK, Some("lab")));
     gw.shutdown().await;
 }
+
+/// A ledger that cannot write stops, and says so where operators look: the claim gets a 503 to retry, the
+/// health checks fail (only a restart, which rebuilds the state from the disk, can help) and a gauge drops.
+#[tokio::test]
+async fn a_ledger_that_stops_writing_fails_the_health_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.db");
+    let gw = start(&ledger, "[inventories.drop]\nstock = 10\n", Clock::manual(T0)).await;
+    let admin = |path: &str| client().get(url(gw.admin_addr, path)).bearer_auth(TOKEN).send();
+    let (status, _) = post(&gw, "/api/inventories/drop/claims", json!({ "user": "ann" })).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(admin("/healthz").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(metric(&metrics(gw.admin_addr).await, "spillway_reserve_ledger_up"), Some(1.0));
+
+    // A real write failure: the table the ledger writes to is gone.
+    rusqlite::Connection::open(&ledger).unwrap().execute_batch("DROP TABLE batches;").unwrap();
+    let (status, body) = post(&gw, "/api/inventories/drop/claims", json!({ "user": "bob" })).await;
+    assert_eq!((status, &body["error"]), (StatusCode::SERVICE_UNAVAILABLE, &json!("ledger_unavailable")));
+    for path in ["/healthz", "/readyz"] {
+        let r = admin(path).await.unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["status"], "ledger_failed", "{path}");
+        assert!(body["error"].as_str().unwrap().contains("no such table"), "{path}: {body}");
+    }
+    assert_eq!(metric(&metrics(gw.admin_addr).await, "spillway_reserve_ledger_up"), Some(0.0));
+    let (status, _) = post(&gw, "/api/inventories/drop/claims", json!({ "user": "cat" })).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "nothing more is decided");
+    gw.shutdown().await;
+}

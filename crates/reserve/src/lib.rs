@@ -69,6 +69,11 @@ impl Reservations {
         Ok(outcome?)
     }
 
+    /// Why the ledger stopped taking writes, if it did: nothing more can be decided until a restart.
+    pub fn ledger_failure(&self) -> Option<LedgerError> {
+        self.ledger.failure()
+    }
+
     /// Hands a decision's events to the ledger; called under the lock, so the log is in decision order. An
     /// answer that changed nothing (a rejection, a replay) still rests on everything decided before it, so it
     /// waits for a barrier, unless the ledger says that all of it is durable already: then there is nothing

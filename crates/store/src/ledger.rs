@@ -27,6 +27,12 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// The write failure that stopped the ledger, if one did. A stopped ledger takes nothing more until the
+    /// process restarts and rebuilds its state from what is really on disk, so health checks report it.
+    fn failure(&self) -> Option<LedgerError> {
+        None
+    }
+
     /// Writes what is queued, then lets go of the log (its file, its lock) before returning, however many
     /// holders the ledger still has; later appends fail. For a server that stops and may be started again in
     /// the same process. Blocks for at most one commit.

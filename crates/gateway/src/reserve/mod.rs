@@ -158,8 +158,15 @@ impl ReserveHandle {
         self.service.claims_of(inventory, user)
     }
 
+    /// Why the ledger stopped, if it did: the process can decide nothing more until it restarts, so the health
+    /// checks say so and a supervisor restarts it (the state is rebuilt from what is really on disk).
+    pub fn ledger_failure(&self) -> Option<String> {
+        self.service.ledger_failure().map(|e| e.to_string())
+    }
+
     /// Publishes the per-inventory figures and the ledger's counters; called at scrape time.
     pub fn publish(&self) {
+        self.metrics.ledger_up(self.ledger_failure().is_none());
         for (spec, counts) in self.service.inventories() {
             self.metrics.inventory(&spec.id, &counts);
         }

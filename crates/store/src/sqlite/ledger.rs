@@ -310,6 +310,10 @@ impl Ledger for SqliteLedger {
         self.shared.durable.load(Ordering::Acquire) >= accepted
     }
 
+    fn failure(&self) -> Option<LedgerError> {
+        self.shared.queue().failed.clone()
+    }
+
     fn close(&self) {
         self.shared.queue().closed = true;
         self.shared.wake_writer.notify_one();
@@ -456,6 +460,22 @@ mod tests {
         ledger.close();
         let (_, events) = SqliteLedger::open(&path).expect("reopen");
         assert_eq!(events, expected);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_stops_the_ledger_and_says_why() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.db");
+        let (ledger, _) = SqliteLedger::open(&path).expect("open");
+        ledger.append(vec![claimed(0)]).await.expect("append");
+        assert!(ledger.failure().is_none());
+        // A real write failure: the table the writer inserts into is gone.
+        Connection::open(&path).expect("open").execute_batch("DROP TABLE batches;").expect("drop");
+        let err = ledger.append(vec![claimed(1)]).await.expect_err("the write fails");
+        assert!(err.to_string().contains("no such table"), "{err}");
+        assert_eq!(ledger.failure().map(|e| e.to_string()), Some(err.to_string()));
+        assert!(ledger.append(vec![claimed(2)]).await.is_err(), "nothing more is taken");
+        assert!(ledger.append(Vec::new()).await.is_err(), "nor promised durable");
     }
 
     #[tokio::test]
