@@ -1,7 +1,8 @@
 //! The row one committed transaction writes: every event of the batch in a compact binary form.
 //!
 //! One row per commit instead of one JSON row per event: an event costs tens of nanoseconds to encode instead
-//! of a JSON serialization and an SQLite insert each. A batch is one row of one transaction, so it is on disk
+//! of a JSON serialization and an SQLite insert each. Each event is encoded by whoever appends it, so the
+//! writer thread only puts a header in front of bytes that are ready. A batch is one row of one transaction, so it is on disk
 //! whole or not at all; reading the rows in order gives back the events in the order they were appended.
 //!
 //! Layout: a format byte, the number of events, then each event as a tag byte and its fields. Integers are
@@ -25,44 +26,61 @@ const STATUS_WAITLISTED: u8 = 2;
 const STATUS_CANCELLED: u8 = 3;
 const STATUS_EXPIRED: u8 = 4;
 
-/// Appends the encoding of `events` to `out` (cleared first, so one buffer serves every commit).
+/// The encoding of `events` as one batch, in `out` (cleared first, so one buffer serves every commit).
+#[cfg(test)]
 pub fn encode<'a>(events: impl ExactSizeIterator<Item = &'a Event>, out: &mut Vec<u8>) -> Result<(), String> {
+    let mut body = Vec::new();
+    let count = events.len();
+    for event in events {
+        encode_event(event, &mut body)?;
+    }
+    assemble(count, &body, out);
+    Ok(())
+}
+
+/// A batch of `count` events from their encodings, concatenated in order in `events`, into `out` (cleared
+/// first). Events are encoded one by one as they are appended ([`encode_event`]), so the writer only adds
+/// this header and copies.
+pub fn assemble(count: usize, events: &[u8], out: &mut Vec<u8>) {
     out.clear();
     out.push(FORMAT);
-    uint(out, events.len() as u64);
-    for event in events {
-        match event {
-            Event::InventoryCreated(spec) => {
-                out.push(INVENTORY_CREATED);
-                text(out, &serde_json::to_string(spec).map_err(|e| e.to_string())?);
-            }
-            Event::Claimed { claim, inventory, user, quantity, units, key, status, at } => {
-                out.push(CLAIMED);
-                uint(out, *claim);
-                text(out, inventory);
-                text(out, user);
-                uint(out, u64::from(*quantity));
-                texts(out, units);
-                text(out, key);
-                claim_status(out, status);
-                uint(out, *at);
-            }
-            Event::Confirmed { claim, at } | Event::Cancelled { claim, at } | Event::Expired { claim, at } => {
-                out.push(match event {
-                    Event::Confirmed { .. } => CONFIRMED,
-                    Event::Cancelled { .. } => CANCELLED,
-                    _ => EXPIRED,
-                });
-                uint(out, *claim);
-                uint(out, *at);
-            }
-            Event::Promoted { claim, units, status, at } => {
-                out.push(PROMOTED);
-                uint(out, *claim);
-                texts(out, units);
-                claim_status(out, status);
-                uint(out, *at);
-            }
+    uint(out, count as u64);
+    out.extend_from_slice(events);
+}
+
+/// Appends one event's encoding to `out`. On an error `out` may hold part of it: truncate to where it was.
+pub fn encode_event(event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+    match event {
+        Event::InventoryCreated(spec) => {
+            out.push(INVENTORY_CREATED);
+            text(out, &serde_json::to_string(spec).map_err(|e| e.to_string())?);
+        }
+        Event::Claimed { claim, inventory, user, quantity, units, key, status, at } => {
+            out.push(CLAIMED);
+            uint(out, *claim);
+            text(out, inventory);
+            text(out, user);
+            uint(out, u64::from(*quantity));
+            texts(out, units);
+            text(out, key);
+            claim_status(out, status);
+            uint(out, *at);
+        }
+        Event::Confirmed { claim, at } | Event::Cancelled { claim, at } | Event::Expired { claim, at } => {
+            out.push(match event {
+                Event::Confirmed { .. } => CONFIRMED,
+                Event::Cancelled { .. } => CANCELLED,
+                _ => EXPIRED,
+            });
+            uint(out, *claim);
+            uint(out, *at);
+        }
+        Event::Promoted { claim, units, status, at } => {
+            out.push(PROMOTED);
+            uint(out, *claim);
+            texts(out, units);
+            claim_status(out, status);
+            uint(out, *at);
         }
     }
     Ok(())

@@ -55,12 +55,13 @@ impl std::fmt::Debug for CommitObserver {
 /// Appends not yet taken by the writer.
 #[derive(Debug, Default)]
 struct Queue {
-    /// Their events, in order, in one vector the writer swaps with its own: an append moves its events in
-    /// and leaves nothing for the writer thread to free (a free of memory another thread allocated costs
-    /// more, and under load there is one per claim).
-    events: Vec<Event>,
-    /// Where each append ends in `events`, so that a transaction always holds whole appends.
-    ends: Vec<usize>,
+    /// Their events, encoded in order by the appenders, in one buffer the writer swaps with its own. The
+    /// writer thread then neither encodes nor drops events: dropping one releases names the engine shares,
+    /// memory last touched on another core, and under load there is one per claim.
+    bytes: Vec<u8>,
+    /// Where each append ends: in `bytes`, and in events counted from the first queued. A transaction always
+    /// holds whole appends.
+    ends: Vec<(usize, usize)>,
     /// Sequence number of the last append accepted (the first is 1).
     accepted: u64,
     /// The writer is parked and must be woken for the next append; while it writes, nobody wakes it.
@@ -184,12 +185,12 @@ fn read_all(conn: &Connection) -> Result<Vec<Event>, String> {
 }
 
 fn write_loop(mut conn: Connection, shared: &Shared, stats: &LedgerStats) {
-    let mut batch: Vec<Event> = Vec::new();
-    let mut ends: Vec<usize> = Vec::new();
-    let mut bytes = Vec::new();
+    let mut batch: Vec<u8> = Vec::new();
+    let mut ends: Vec<(usize, usize)> = Vec::new();
+    let mut row = Vec::new();
     let mut durable = 0;
     loop {
-        let appends = {
+        let (appends, events) = {
             let mut queue = shared.queue();
             while queue.ends.is_empty() {
                 if queue.closed {
@@ -199,19 +200,23 @@ fn write_loop(mut conn: Connection, shared: &Shared, stats: &LedgerStats) {
                 queue = shared.wake_writer.wait(queue).unwrap_or_else(std::sync::PoisonError::into_inner);
             }
             if queue.ends.len() <= MAX_BATCH {
-                std::mem::swap(&mut queue.events, &mut batch);
+                std::mem::swap(&mut queue.bytes, &mut batch);
                 std::mem::swap(&mut queue.ends, &mut ends);
-                ends.len()
+                (ends.len(), ends.last().map_or(0, |&(_, events)| events))
             } else {
-                let cut = queue.ends[MAX_BATCH - 1];
-                batch.extend(queue.events.drain(..cut));
+                let (byte_cut, event_cut) = queue.ends[MAX_BATCH - 1];
+                batch.extend(queue.bytes.drain(..byte_cut));
                 queue.ends.drain(..MAX_BATCH);
-                queue.ends.iter_mut().for_each(|end| *end -= cut);
-                MAX_BATCH
+                queue
+                    .ends
+                    .iter_mut()
+                    .for_each(|(bytes, events)| (*bytes, *events) = (*bytes - byte_cut, *events - event_cut));
+                (MAX_BATCH, event_cut)
             }
         };
         let started = Instant::now();
-        let result = write(&mut conn, &batch, &mut bytes);
+        batch::assemble(events, &batch, &mut row);
+        let result = write(&mut conn, &row);
         let took = started.elapsed();
         stats.commit_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
         if let Some(CommitObserver(observe)) = stats.on_commit.get() {
@@ -219,7 +224,7 @@ fn write_loop(mut conn: Connection, shared: &Shared, stats: &LedgerStats) {
         }
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.appends.fetch_add(appends as u64, Ordering::Relaxed);
-        stats.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.events.fetch_add(events as u64, Ordering::Relaxed);
         match result {
             Ok(()) => {
                 durable += appends as u64;
@@ -241,7 +246,7 @@ fn write_loop(mut conn: Connection, shared: &Shared, stats: &LedgerStats) {
                 let waiters = {
                     let mut queue = shared.queue();
                     queue.failed = Some(e.clone());
-                    queue.events.clear();
+                    queue.bytes.clear();
                     queue.ends.clear();
                     std::mem::take(&mut queue.waiters)
                 };
@@ -256,11 +261,10 @@ fn write_loop(mut conn: Connection, shared: &Shared, stats: &LedgerStats) {
     }
 }
 
-fn write(conn: &mut Connection, events: &[Event], bytes: &mut Vec<u8>) -> Result<(), LedgerError> {
+fn write(conn: &mut Connection, row: &[u8]) -> Result<(), LedgerError> {
     let err = |e: rusqlite::Error| LedgerError::Write(e.to_string());
-    batch::encode(events.iter(), bytes).map_err(LedgerError::Write)?;
     let tx = conn.transaction().map_err(err)?;
-    tx.prepare_cached("INSERT INTO batches (body) VALUES (?1)").map_err(err)?.execute([&bytes[..]]).map_err(err)?;
+    tx.prepare_cached("INSERT INTO batches (body) VALUES (?1)").map_err(err)?.execute([row]).map_err(err)?;
     tx.commit().map_err(err)
 }
 
@@ -284,8 +288,16 @@ impl Ledger for SqliteLedger {
         }
         let mut wake = false;
         if !events.is_empty() {
-            queue.events.extend(events);
-            let end = queue.events.len();
+            let start = queue.bytes.len();
+            for event in &events {
+                if let Err(e) = batch::encode_event(event, &mut queue.bytes) {
+                    // Nothing of this append is kept; the ledger itself is fine.
+                    queue.bytes.truncate(start);
+                    return future::ready(Err(LedgerError::Write(e))).boxed();
+                }
+            }
+            let counted = queue.ends.last().map_or(0, |&(_, events)| events) + events.len();
+            let end = (queue.bytes.len(), counted);
             queue.ends.push(end);
             queue.accepted += 1;
             shared.accepted.store(queue.accepted, Ordering::Release);
