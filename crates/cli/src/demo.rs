@@ -66,6 +66,8 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let origin_options = crate::origin::Options {
         listen: ([127, 0, 0, 1], 0).into(),
         log_format: spillway_config::LogFormat::Text,
+        // Served on the demo's own runtime, not on threads of its own.
+        workers: None,
         behaviour: crate::origin::Behaviour {
             latency: crate::origin::Latency::parse("exp:20ms").map_err(anyhow::Error::msg)?,
             error_rate: 0.0,

@@ -58,6 +58,10 @@ enum Command {
         /// "text" or "json" logs on stderr.
         #[arg(long, default_value = "text", value_parser = log_format)]
         log_format: spillway_config::LogFormat,
+        /// Threads serving, each with its own event loop and listening socket, as `serve --workers` [default:
+        /// one per core].
+        #[arg(long, value_name = "N")]
+        workers: Option<NonZeroUsize>,
     },
     /// Rehearse a surge: an open-model load generator with waiting-room and reservation journeys, writing
     /// report.json and report.html.
@@ -76,10 +80,11 @@ fn main() -> ExitCode {
         }
         Command::Spike(args) => spike::run(&args),
         Command::Demo(args) => demo::run(&args),
-        Command::Origin { listen, latency, error_rate, max_concurrency, overflow, log_format } => {
+        Command::Origin { listen, latency, error_rate, max_concurrency, overflow, log_format, workers } => {
             origin::run(origin::Options {
                 listen,
                 log_format,
+                workers,
                 behaviour: origin::Behaviour { latency, error_rate },
                 max_concurrency: max_concurrency.map(NonZeroUsize::get),
                 overflow,

@@ -101,6 +101,8 @@ pub enum Overflow {
 pub struct Options {
     pub listen: SocketAddr,
     pub log_format: spillway_config::LogFormat,
+    /// Serving threads; one per core when absent.
+    pub workers: Option<NonZeroUsize>,
     pub behaviour: Behaviour,
     pub max_concurrency: Option<usize>,
     pub overflow: Overflow,
@@ -128,7 +130,7 @@ pub fn run(options: Options) -> ExitCode {
         }
     };
     let listen = options.listen;
-    let threads = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+    let threads = options.workers.unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));
     let mut listeners = match main.block_on(async { spillway_gateway::workers::bind(listen, threads) }) {
         Ok(l) => l,
         Err(e) => {
