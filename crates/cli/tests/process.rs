@@ -169,8 +169,9 @@ async fn the_sample_origin_fails_slows_and_saturates_on_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_bounded_at_many_times_the_origins_capacity() {
     // The origin holds every request until the end: its capacity is what the shield lets through, 20 in flight
-    // and 40 in line (a normal-priority route may fill half of the line of 80). 200 clients keep asking; everything beyond those 60 is shed at once, never queued, so
-    // 30,000 refused requests cost no more memory than 3,000 did.
+    // and 40 in line (a normal-priority route may fill half of the line of 80). 200 clients keep asking;
+    // everything beyond those 60 is shed at once, never queued, so 30,000 refused requests cost no more memory
+    // than 3,000 did.
     let origin = Origin::start("a").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spillway.toml");

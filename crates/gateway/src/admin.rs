@@ -40,25 +40,22 @@ pub fn router(shared: Arc<Shared>) -> Router {
 /// Alive unless the ledger has stopped: then only a restart helps (it rebuilds the state from what is really
 /// on disk), so a liveness probe should fail and the supervisor restart the process.
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    match ledger_failure(&shared) {
-        Some(error) => {
-            json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "status": "ledger_failed", "error": error }))
-        }
-        None => json(StatusCode::OK, serde_json::json!({ "status": "alive" })),
-    }
+    ledger_failed(&shared).unwrap_or_else(|| json(StatusCode::OK, serde_json::json!({ "status": "alive" })))
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    if let Some(error) = ledger_failure(&shared) {
-        return json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "status": "ledger_failed", "error": error }));
+    if let Some(failed) = ledger_failed(&shared) {
+        return failed;
     }
     let phase = shared.lifecycle.phase();
     let status = if phase == Phase::Ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     json(status, serde_json::json!({ "status": phase.as_str() }))
 }
 
-fn ledger_failure(shared: &Shared) -> Option<String> {
-    shared.runtime.load().reservations.as_ref().and_then(|r| r.ledger_failure())
+/// The answer both health checks give once the reservation ledger has stopped writing.
+fn ledger_failed(shared: &Shared) -> Option<Response> {
+    let error = shared.runtime.load().reservations.as_ref().and_then(|r| r.ledger_failure())?;
+    Some(json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "status": "ledger_failed", "error": error })))
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

@@ -38,6 +38,11 @@ fn req(user: u64, key: &str) -> ClaimRequest {
     }
 }
 
+/// The same requests, made on another inventory, to share among tasks.
+fn on(inventory: &str, requests: &[ClaimRequest]) -> Arc<Vec<ClaimRequest>> {
+    Arc::new(requests.iter().map(|r| ClaimRequest { inventory: inventory.into(), ..r.clone() }).collect())
+}
+
 /// Runs every request through `claim` and returns the rate and the slowest run of 256 consecutive decisions
 /// (timed in runs so that reading the clock costs little), checking each outcome with `expect`. The slowest
 /// run shows a stall: every claim waits while the engine grows a table.
@@ -119,12 +124,7 @@ fn main() {
         // The first append's commit latency bounds claims per second by claims in flight: hence two widths.
         for (inventory, claimants) in [("drop", 1_000u64), ("wide", 10_000)] {
             service.create_inventory(InventorySpec { id: inventory.into(), ..spec(DURABLE) }).await.expect("created");
-            let requests: Arc<Vec<ClaimRequest>> = Arc::new(
-                accepted[..DURABLE as usize]
-                    .iter()
-                    .map(|r| ClaimRequest { inventory: inventory.into(), ..r.clone() })
-                    .collect(),
-            );
+            let requests = on(inventory, &accepted[..DURABLE as usize]);
             let label = format!("per-claim API through SQLite (fsync per commit, {claimants} concurrent tasks)");
             durable(
                 &label,
@@ -149,12 +149,7 @@ fn main() {
         const BATCH: usize = 1_000;
         const SUBMITTERS: usize = 4;
         service.create_inventory(InventorySpec { id: "batch".into(), ..spec(BATCHED) }).await.expect("created");
-        let requests: Arc<Vec<ClaimRequest>> = Arc::new(
-            accepted[..BATCHED as usize]
-                .iter()
-                .map(|r| ClaimRequest { inventory: "batch".into(), ..r.clone() })
-                .collect(),
-        );
+        let requests = on("batch", &accepted[..BATCHED as usize]);
         let label = format!("batch API claim_many through SQLite ({SUBMITTERS} tasks, {BATCH} claims per call)");
         durable(
             &label,

@@ -13,29 +13,34 @@ const CHUNK: usize = 1 << 16;
 
 #[derive(Debug)]
 pub(super) struct Table<T> {
-    /// Ids `0..len`, id `i` at `chunks[i / CHUNK][i % CHUNK]`. No id below `len` is ever in `sparse`.
+    /// Ids `0..len()`, id `i` at `chunks[i / CHUNK][i % CHUNK]`; every chunk but the last is full. No id
+    /// below `len()` is ever in `sparse`.
     chunks: Vec<Vec<T>>,
-    len: usize,
     sparse: FastMap<u64, T>,
 }
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
-        Self { chunks: Vec::new(), len: 0, sparse: FastMap::default() }
+        Self { chunks: Vec::new(), sparse: FastMap::default() }
     }
 }
 
 impl<T> Table<T> {
+    /// Ids in the sequence: `0..len()`.
+    fn len(&self) -> usize {
+        self.chunks.last().map_or(0, |last| (self.chunks.len() - 1) * CHUNK + last.len())
+    }
+
     pub fn get(&self, id: u64) -> Option<&T> {
         match usize::try_from(id) {
-            Ok(i) if i < self.len => Some(&self.chunks[i / CHUNK][i % CHUNK]),
+            Ok(i) if i < self.len() => Some(&self.chunks[i / CHUNK][i % CHUNK]),
             _ => self.sparse.get(&id),
         }
     }
 
     pub fn get_mut(&mut self, id: u64) -> Option<&mut T> {
         match usize::try_from(id) {
-            Ok(i) if i < self.len => Some(&mut self.chunks[i / CHUNK][i % CHUNK]),
+            Ok(i) if i < self.len() => Some(&mut self.chunks[i / CHUNK][i % CHUNK]),
             _ => self.sparse.get_mut(&id),
         }
     }
@@ -43,13 +48,13 @@ impl<T> Table<T> {
     /// Inserts or replaces.
     pub fn insert(&mut self, id: u64, value: T) {
         match usize::try_from(id) {
-            Ok(i) if i < self.len => self.chunks[i / CHUNK][i % CHUNK] = value,
-            Ok(i) if i == self.len => {
+            Ok(i) if i < self.len() => self.chunks[i / CHUNK][i % CHUNK] = value,
+            Ok(i) if i == self.len() => {
                 self.sparse.remove(&id);
                 self.push(value);
                 // Ids that arrived early join the sequence once it reaches them.
                 while !self.sparse.is_empty() {
-                    match self.sparse.remove(&(self.len as u64)) {
+                    match self.sparse.remove(&(self.len() as u64)) {
                         Some(next) => self.push(next),
                         None => break,
                     }
@@ -72,7 +77,6 @@ impl<T> Table<T> {
                 self.chunks.push(chunk);
             }
         }
-        self.len += 1;
     }
 
     /// Every value, in no particular order.
@@ -95,7 +99,7 @@ mod tests {
             assert_eq!(t.get(id), Some(&id.wrapping_mul(10)));
         }
         assert_eq!(t.get(4), None);
-        assert_eq!(t.len, 4, "3 joined the sequence once 2 arrived");
+        assert_eq!(t.len(), 4, "3 joined the sequence once 2 arrived");
         *t.get_mut(5).expect("present") = 7;
         let mut all: Vec<u64> = t.values().copied().collect();
         all.sort_unstable();
@@ -111,7 +115,7 @@ mod tests {
         for id in (0..n).filter(|&id| id != CHUNK as u64) {
             t.insert(id, id);
         }
-        assert_eq!(t.len, n as usize);
+        assert_eq!(t.len(), n as usize);
         assert!(t.sparse.is_empty());
         assert_eq!(t.chunks.len(), 3);
         assert!(t.chunks.iter().take(2).all(|c| c.len() == CHUNK), "full chunks");

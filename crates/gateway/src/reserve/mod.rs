@@ -166,7 +166,7 @@ impl ReserveHandle {
 
     /// Publishes the per-inventory figures and the ledger's counters; called at scrape time.
     pub fn publish(&self) {
-        self.metrics.ledger_up(self.ledger_failure().is_none());
+        self.metrics.ledger_up(self.service.ledger_failure().is_none());
         for (spec, counts) in self.service.inventories() {
             self.metrics.inventory(&spec.id, &counts);
         }

@@ -2,8 +2,9 @@
 //!
 //! One row per commit instead of one JSON row per event: an event costs tens of nanoseconds to encode instead
 //! of a JSON serialization and an SQLite insert each. Each event is encoded by whoever appends it, so the
-//! writer thread only puts a header in front of bytes that are ready. A batch is one row of one transaction, so it is on disk
-//! whole or not at all; reading the rows in order gives back the events in the order they were appended.
+//! writer thread only puts a header in front of bytes that are ready. A batch is one row of one transaction,
+//! so it is on disk whole or not at all; reading the rows in order gives back the events in the order they
+//! were appended.
 //!
 //! Layout: a format byte, the number of events, then each event as a tag byte and its fields. Integers are
 //! LEB128 varints; strings and lists are a varint length and their items. An inventory's spec is rare and
