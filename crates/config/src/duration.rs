@@ -21,6 +21,11 @@ impl Seconds {
     pub fn get(self) -> Duration {
         self.0
     }
+
+    /// In milliseconds, saturating: "1000000000y" parses, and must not wrap to a short duration.
+    pub fn as_millis(self) -> u64 {
+        u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 impl fmt::Debug for Seconds {

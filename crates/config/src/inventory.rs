@@ -18,12 +18,22 @@ pub struct ReservationsConfig {
     /// for an origin that checks again, and not otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_header: Option<String>,
+    /// How long a finished (cancelled or expired) claim and its idempotency key are remembered after it
+    /// finished. Within it a retry with the same key gets the first answer; after it the claim is forgotten,
+    /// and the same key makes a new claim. Without an end, every claim ever made stays in memory.
+    #[serde(default = "default_retention")]
+    pub idempotency_retention: Seconds,
 }
 
 impl Default for ReservationsConfig {
     fn default() -> Self {
-        Self { ledger: default_ledger(), user_header: None }
+        Self { ledger: default_ledger(), user_header: None, idempotency_retention: default_retention() }
     }
+}
+
+/// As long as Stripe keeps idempotency keys.
+fn default_retention() -> Seconds {
+    Seconds::secs(24 * 3600)
 }
 
 fn default_ledger() -> PathBuf {

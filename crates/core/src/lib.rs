@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod limit;
+pub mod path;
 pub mod reserve;
 pub mod room;
 pub mod shield;

@@ -47,6 +47,13 @@ pub enum GatewayError {
     Overloaded { retry_after: Duration },
     #[error("{0}")]
     BadRequest(String),
+    #[error(transparent)]
+    BadPath(#[from] spillway_core::path::PathError),
+    #[error("the request target exceeds {limit} bytes")]
+    UriTooLong { limit: usize },
+    /// The client's request body broke off or was malformed: its fault, never counted against an upstream.
+    #[error("the request body could not be read: {0}")]
+    ClientBody(String),
 }
 
 impl From<spillway_core::reserve::ClaimError> for GatewayError {
@@ -62,7 +69,9 @@ fn reserve_status(e: &spillway_reserve::ReserveError) -> StatusCode {
     match e {
         spillway_reserve::ReserveError::Ledger(_) => StatusCode::SERVICE_UNAVAILABLE,
         spillway_reserve::ReserveError::Claim(c) => match c {
-            C::SoldOut | C::LimitReached(_) | C::UnitTaken(_) | C::Closed => StatusCode::CONFLICT,
+            C::SoldOut | C::LimitReached(_) | C::UnitTaken(_) | C::Closed | C::IdempotencyConflict(_) => {
+                StatusCode::CONFLICT
+            }
             C::Invalid(_) => StatusCode::BAD_REQUEST,
             C::NotFound(_) => StatusCode::NOT_FOUND,
             C::HoldExpired => StatusCode::GONE,
@@ -93,7 +102,8 @@ impl GatewayError {
             Self::ReservationsOff => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::CircuitOpen { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::BadPath(_) | Self::ClientBody(_) => StatusCode::BAD_REQUEST,
+            Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
         }
     }
 
@@ -118,6 +128,9 @@ impl GatewayError {
             Self::CircuitOpen { .. } => "circuit_open",
             Self::Overloaded { .. } => "overloaded",
             Self::BadRequest(_) => "bad_request",
+            Self::BadPath(_) => "bad_path",
+            Self::UriTooLong { .. } => "uri_too_long",
+            Self::ClientBody(_) => "bad_request_body",
         }
     }
 

@@ -477,7 +477,7 @@ impl LimitMetrics {
     }
 
     pub fn keys(&self, tracked: u64) {
-        self.keys.set(tracked as i64);
+        self.keys.set(gauge(tracked));
     }
 }
 
@@ -508,9 +508,9 @@ impl RoomMetrics {
 
     /// Sets the gauges from a snapshot and moves the counters on by what the model counted since `last`.
     pub fn publish(&self, s: &spillway_core::room::Snapshot, last: &spillway_core::room::Counters) {
-        self.waiting.set(s.waiting as i64);
-        self.active.set(s.active_sessions as i64);
-        self.unclaimed.set(s.unclaimed as i64);
+        self.waiting.set(gauge(s.waiting));
+        self.active.set(gauge(s.active_sessions));
+        self.unclaimed.set(gauge(s.unclaimed));
         let (now, before) = (&s.counters, last);
         let deltas = [
             now.joined.saturating_sub(before.joined),
@@ -633,10 +633,10 @@ impl ReserveMetrics {
 
     pub fn inventory(&self, inventory: &str, counts: &spillway_core::reserve::Counts) {
         let labels = InventoryLabels { inventory: inventory.to_string() };
-        self.capacity.get_or_create(&labels).set(counts.capacity as i64);
-        self.remaining.get_or_create(&labels).set(counts.remaining() as i64);
-        self.held.get_or_create(&labels).set(counts.held as i64);
-        self.waitlisted.get_or_create(&labels).set(counts.waitlisted as i64);
+        self.capacity.get_or_create(&labels).set(gauge(counts.capacity));
+        self.remaining.get_or_create(&labels).set(gauge(counts.remaining()));
+        self.held.get_or_create(&labels).set(gauge(counts.held));
+        self.waitlisted.get_or_create(&labels).set(gauge(counts.waitlisted));
     }
 
     pub fn ledger_up(&self, up: bool) {
@@ -751,7 +751,13 @@ impl CacheMetrics {
     }
 
     pub fn size(&self, bytes: usize, entries: usize) {
-        self.families.bytes.get_or_create(&self.labels()).set(bytes as i64);
-        self.families.entries.get_or_create(&self.labels()).set(entries as i64);
+        self.families.bytes.get_or_create(&self.labels()).set(gauge(bytes));
+        self.families.entries.get_or_create(&self.labels()).set(gauge(entries));
     }
+}
+
+/// A count as a gauge's value: counts are unsigned and a gauge is an `i64`, so a count past `i64::MAX` (a
+/// counted stock as large as the type) shows as the largest value instead of wrapping negative.
+fn gauge(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
 }

@@ -72,9 +72,14 @@ fn longest(list: &[Prefix], path: &str) -> Option<usize> {
     list.iter().find(|p| prefix_matches(&p.path, path)).map(|p| p.route)
 }
 
-/// `/api` matches `/api`, `/api/` and `/api/x` but not `/apix`.
+/// `/api` matches `/api`, `/api/` and `/api/x` but not `/apix`; and `/API/x`, in any ASCII case, because an
+/// origin that ignores case (many do) would otherwise serve `/SALE/` around the room in front of `/sale`.
 fn prefix_matches(prefix: &str, path: &str) -> bool {
-    prefix == "/" || (path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+    let (prefix, path) = (prefix.as_bytes(), path.as_bytes());
+    prefix == b"/"
+        || (path.len() >= prefix.len()
+            && path[..prefix.len()].eq_ignore_ascii_case(prefix)
+            && matches!(path.get(prefix.len()), None | Some(b'/')))
 }
 
 fn normalize_host(host: &str) -> Cow<'_, str> {
@@ -121,6 +126,15 @@ mod tests {
         assert_eq!(r.route(Some("admin.example.com"), "/api"), Some(1));
         assert_eq!(r.route(Some("admin.example.com"), "/private/x"), Some(6));
         assert_eq!(r.route(Some("[::1]:8080"), "/"), Some(0));
+    }
+
+    #[test]
+    fn a_prefix_matches_in_any_ascii_case() {
+        let r = Router::new([(None, "/"), (None, "/sale")]);
+        for path in ["/sale", "/SALE/", "/Sale/shoes", "/sAlE"] {
+            assert_eq!(r.route(None, path), Some(1), "{path}");
+        }
+        assert_eq!(r.route(None, "/SALEx"), Some(0));
     }
 
     #[test]

@@ -397,6 +397,10 @@ async fn route(
     request_id: http::HeaderValue,
 ) -> (Option<RouteLabel>, Result<Response<ResponseBody>, GatewayError>) {
     let limits = &runtime.config.server;
+    let mut req = req;
+    if let Err(e) = check_request_line(&mut req) {
+        return (None, Err(e));
+    }
     if reserved::is_reserved(req.uri().path()) {
         let visitor = Visitor { headers: req.headers(), client_ip: conn.peer.ip(), secure: conn.scheme == "https" };
         return (None, reserved::handle(&runtime.rooms, req.method(), req.uri().path(), visitor, accept).await);
@@ -424,6 +428,43 @@ async fn route(
     };
     let req = req.map(|body| RequestBody::new(body, max_body));
     (label, route.pipeline.run(req, &ctx).await)
+}
+
+/// Longest request target (path and query) accepted, as nginx's default header buffer allows.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// What must hold before a request is routed: one host, a method that names a resource, a target of a sane
+/// length, and a path in its one normal form ([`spillway_core::path`]), which replaces the one sent so that
+/// the origin sees the path the routing saw.
+fn check_request_line(req: &mut Request<Incoming>) -> Result<(), GatewayError> {
+    if req.method() == http::Method::CONNECT {
+        return Err(GatewayError::MethodNotAllowed);
+    }
+    // Two `Host` headers let the gateway and the origin each pick a different one.
+    match req.headers().get_all(HOST).iter().count() {
+        0 if req.uri().host().is_none() => return Err(GatewayError::BadRequest("the request has no Host".into())),
+        0 | 1 => {}
+        _ => return Err(GatewayError::BadRequest("the request has more than one Host header".into())),
+    }
+    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Err(GatewayError::UriTooLong { limit: MAX_URI_BYTES });
+    }
+    let path = req.uri().path();
+    let normal = match spillway_core::path::normalize(path).map_err(GatewayError::BadPath)? {
+        std::borrow::Cow::Borrowed(_) => return Ok(()),
+        std::borrow::Cow::Owned(normal) => normal,
+    };
+    let target = match req.uri().query() {
+        Some(query) => format!("{normal}?{query}"),
+        None => normal,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query =
+        Some(target.parse().map_err(|_| GatewayError::BadRequest("the normalised path is not a valid URI".into()))?);
+    *req.uri_mut() =
+        http::Uri::from_parts(parts).map_err(|_| GatewayError::BadRequest("the request target is not valid".into()))?;
+    Ok(())
 }
 
 /// HTTP/1.1 sends `Host`; HTTP/2 sends `:authority`, which hyper puts in the URI.

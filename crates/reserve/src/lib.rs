@@ -9,6 +9,7 @@
 //! After a restart the state is rebuilt by replaying the ledger.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::future::BoxFuture;
@@ -24,10 +25,21 @@ pub enum ReserveError {
     Ledger(#[from] LedgerError),
 }
 
+/// How often [`Reservations::expire`] also forgets finished claims: often enough that memory follows the
+/// retention window closely, rarely enough that the log gets one small event a second at most.
+const COMPACT_EVERY_MS: u64 = 1_000;
+
+/// Finished claims are remembered this long unless told otherwise (as Stripe keeps idempotency keys).
+pub const DEFAULT_RETENTION_MS: u64 = 24 * 3600 * 1000;
+
 #[derive(Debug)]
 pub struct Reservations {
     engine: Mutex<Engine>,
     ledger: Arc<dyn Ledger>,
+    /// How long a finished claim and its idempotency key are kept (see [`Engine::compact`]).
+    retention_ms: AtomicU64,
+    /// When the ticker last compacted.
+    compacted_at: AtomicU64,
 }
 
 impl Reservations {
@@ -44,7 +56,17 @@ impl Reservations {
         for event in events {
             engine.apply(event);
         }
-        Self { engine: Mutex::new(engine), ledger }
+        Self {
+            engine: Mutex::new(engine),
+            ledger,
+            retention_ms: AtomicU64::new(DEFAULT_RETENTION_MS),
+            compacted_at: AtomicU64::new(0),
+        }
+    }
+
+    /// How long finished claims and their idempotency keys are remembered; takes effect at the next tick.
+    pub fn set_retention(&self, retention_ms: u64) {
+        self.retention_ms.store(retention_ms, Ordering::Relaxed);
     }
 
     fn engine(&self) -> MutexGuard<'_, Engine> {
@@ -126,12 +148,17 @@ impl Reservations {
         self.decide(|e| e.cancel(claim, now).map(|events| (events.clone(), events))).await
     }
 
-    /// Returns expired holds' stock; called by a ticker. The events say who was told what (for streams).
-    /// Nothing due costs nothing: the ticker calls this ten times a second.
+    /// Returns expired holds' stock and, once a second, forgets the claims whose retention ended; called by a
+    /// ticker. The events say who was told what (for streams). Nothing due costs nothing: the ticker calls
+    /// this ten times a second.
     pub async fn expire(&self, now: u64) -> Result<Vec<Event>, ReserveError> {
         let (events, durable) = {
             let mut engine = self.engine();
-            let events = engine.expire(now);
+            let mut events = engine.expire(now);
+            if now >= self.compacted_at.load(Ordering::Relaxed).saturating_add(COMPACT_EVERY_MS) {
+                self.compacted_at.store(now, Ordering::Relaxed);
+                events.extend(engine.compact(now, self.retention_ms.load(Ordering::Relaxed)));
+            }
             if events.is_empty() {
                 return Ok(events);
             }
@@ -188,6 +215,11 @@ impl Reservations {
 
     pub fn position(&self, claim: u64) -> Option<u64> {
         self.engine().position(claim)
+    }
+
+    /// Claims and users held in memory (see [`Engine::kept`]).
+    pub fn kept(&self) -> (usize, usize) {
+        self.engine().kept()
     }
 
     pub fn state_hash(&self) -> u64 {

@@ -74,12 +74,14 @@ pub enum Standing {
 }
 
 impl Lifetime {
+    /// The figures come from an origin's headers, so the sums saturate: `max-age` near `u64::MAX` is "for
+    /// ever", not a wrap to "expired".
     pub fn standing(&self, age_ms: u64) -> Standing {
         if age_ms < self.fresh_ms {
             Standing::Fresh
-        } else if age_ms < self.fresh_ms + self.stale_while_revalidate_ms {
+        } else if age_ms < self.fresh_ms.saturating_add(self.stale_while_revalidate_ms) {
             Standing::StaleRevalidate
-        } else if age_ms < self.fresh_ms + self.stale_if_error_ms {
+        } else if age_ms < self.fresh_ms.saturating_add(self.stale_if_error_ms) {
             Standing::StaleIfError
         } else {
             Standing::Expired
@@ -88,7 +90,7 @@ impl Lifetime {
 
     /// Whether a failing origin may be covered by this response at this age.
     pub fn usable_on_error(&self, age_ms: u64) -> bool {
-        age_ms < self.fresh_ms + self.stale_if_error_ms.max(self.stale_while_revalidate_ms)
+        age_ms < self.fresh_ms.saturating_add(self.stale_if_error_ms.max(self.stale_while_revalidate_ms))
     }
 }
 
@@ -132,5 +134,15 @@ mod tests {
         assert_eq!(jittered_ms(10_000, 0.1, 0.0), 10_000);
         assert_eq!(jittered_ms(10_000, 0.1, 0.5), 9_500);
         assert!(jittered_ms(10_000, 0.1, 0.999) >= 9_000);
+    }
+
+    #[test]
+    fn lifetimes_at_the_edge_of_the_type_saturate_instead_of_wrapping() {
+        let d = Directives::parse(["max-age=18446744073709551615, stale-while-revalidate=18446744073709551615"]);
+        assert_eq!(d.ttl(), Some(u64::MAX));
+        let forever = Lifetime { fresh_ms: u64::MAX - 5, stale_while_revalidate_ms: u64::MAX, stale_if_error_ms: 10 };
+        assert_eq!(forever.standing(u64::MAX - 6), Standing::Fresh);
+        assert_eq!(forever.standing(u64::MAX - 1), Standing::StaleRevalidate);
+        assert!(forever.usable_on_error(u64::MAX - 1));
     }
 }

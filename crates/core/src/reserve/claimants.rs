@@ -102,7 +102,7 @@ impl Claimants {
             .entry(hash, |e| e.hash == hash && e.name == *user, |e| e.hash)
             .or_insert_with(|| Entry { hash, name: user.clone(), standing: Claimant::default() })
             .into_mut();
-        entry.standing.quantity += quantity;
+        entry.standing.quantity = entry.standing.quantity.saturating_add(quantity);
         entry.standing.record(fingerprint, claim);
         entry.name.clone()
     }
@@ -113,6 +113,32 @@ impl Claimants {
         if let Some(entry) = self.shards[shard].find_mut(hash, |e| e.hash == hash && *e.name == *user) {
             entry.standing.quantity = entry.standing.quantity.saturating_sub(quantity);
         }
+    }
+
+    /// A finished claim is forgotten; a user with nothing held and no claim left is forgotten with it.
+    pub fn forget(&mut self, user: &str, claim: u64) {
+        let (hash, shard) = self.locate(user);
+        let table = &mut self.shards[shard];
+        let Ok(entry) = table.find_entry(hash, |e| e.hash == hash && *e.name == *user) else { return };
+        let standing = &mut entry.into_mut().standing;
+        if standing.first.is_some_and(|(_, id)| id == claim) {
+            standing.first = if standing.more.is_empty() { None } else { Some(standing.more.remove(0)) };
+        } else {
+            standing.more.retain(|&(_, id)| id != claim);
+        }
+        if standing.more.is_empty() {
+            standing.more = Vec::new();
+        }
+        if standing.quantity == 0 && standing.first.is_none() {
+            if let Ok(entry) = table.find_entry(hash, |e| e.hash == hash && *e.name == *user) {
+                entry.remove();
+            }
+        }
+    }
+
+    /// Users known (with any claim not yet forgotten).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(HashTable::len).sum()
     }
 
     fn entries(&self) -> impl Iterator<Item = &Entry> {

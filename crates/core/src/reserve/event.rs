@@ -73,6 +73,11 @@ pub enum Event {
         claim: u64,
         at: u64,
     },
+    /// Claims that finished (cancelled or expired) before `before` (Unix ms) are forgotten, with their
+    /// idempotency keys: the end of their retention window.
+    Compacted {
+        before: u64,
+    },
     /// A waitlisted claim got freed stock.
     Promoted {
         claim: u64,

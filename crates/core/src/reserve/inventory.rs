@@ -87,8 +87,9 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Never below zero, whatever a log claims was taken.
     pub fn remaining(&self) -> u64 {
-        self.capacity - self.taken
+        self.capacity.saturating_sub(self.taken)
     }
 }
 
@@ -133,7 +134,7 @@ impl Inventory {
     /// available). For counted stock, no names.
     pub fn allocate(&self, quantity: u32, wanted: &[String]) -> Result<Vec<String>, ClaimError> {
         let quantity = u64::from(quantity);
-        if self.taken + quantity > self.spec.capacity() {
+        if self.taken.checked_add(quantity).is_none_or(|t| t > self.spec.capacity()) {
             return Err(ClaimError::SoldOut);
         }
         let Stock::Units(names) = &self.spec.stock else {
@@ -163,9 +164,9 @@ impl Inventory {
     }
 
     pub fn take(&mut self, quantity: u32, units: &[String], claim: u64, held: bool) {
-        self.taken += u64::from(quantity);
+        self.taken = self.taken.saturating_add(u64::from(quantity));
         if held {
-            self.held += u64::from(quantity);
+            self.held = self.held.saturating_add(u64::from(quantity));
         }
         for unit in units {
             if let Some(&i) = self.index.get(unit) {
@@ -239,6 +240,16 @@ impl Inventory {
             let (counted, recounted) = (self.claimants.quantity(user), per_user.get(user).copied().unwrap_or(0));
             if counted != recounted || counted != q {
                 return Err(format!("{}: user {user} counted {counted}, claims hold {recounted}", self.spec.id));
+            }
+        }
+        // Strict FIFO: stock the head of the line could use would have gone to it.
+        if let Some(&head) = self.waitlist.front() {
+            let head = claims.clone().find(|c| c.id == head).ok_or(format!("{}: head {head} unknown", self.spec.id))?;
+            if self.allocate(head.quantity, &[]).is_ok() {
+                return Err(format!(
+                    "{}: claim {} waits first although its {} fit",
+                    self.spec.id, head.id, head.quantity
+                ));
             }
         }
         if let Stock::Units(_) = self.spec.stock {

@@ -7,7 +7,15 @@
 //! the same events always give the same state ([`Engine::state_hash`] proves it).
 //!
 //! Invariants, after every event: claimed + held ≤ capacity; no user beyond the per-user limit; no unit held
-//! by two claims.
+//! by two claims; no claim served while an earlier one waits in line.
+//!
+//! Everything here may come from a hostile client: quantities anywhere in `u32`, repeated or unknown units,
+//! replays with an edited body. Sums on them are checked, so that no input can wrap a counter.
+//!
+//! Finished claims (cancelled, expired) hold nothing, but their idempotency keys must answer retries for a
+//! while. [`Engine::compact`] forgets them once they finished longer ago than the retention window, with an
+//! event of its own, so that a replayed log forgets exactly what the running engine forgot and memory under
+//! endless claim-and-cancel churn stays flat.
 
 mod claimants;
 mod event;
@@ -17,7 +25,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -52,6 +60,8 @@ pub struct Reply {
     pub position: Option<u64>,
     /// The same idempotency key was seen before: this is the original answer.
     pub replayed: bool,
+    /// As recorded: for a replay, the first request's quantity.
+    pub quantity: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +80,9 @@ pub enum ClaimError {
     NotFound(&'static str),
     #[error("the hold has expired")]
     HoldExpired,
+    /// The idempotency key was used before for a different request (quantity, units or hold).
+    #[error("this idempotency key was used for a different claim: {0}")]
+    IdempotencyConflict(String),
 }
 
 impl ClaimError {
@@ -83,6 +96,7 @@ impl ClaimError {
             Self::Invalid(_) => "invalid",
             Self::NotFound(_) => "not_found",
             Self::HoldExpired => "hold_expired",
+            Self::IdempotencyConflict(_) => "idempotency_conflict",
         }
     }
 }
@@ -121,6 +135,9 @@ pub struct Engine {
     keys: foldhash::fast::RandomState,
     /// Holds by expiry, to return their stock on time.
     holds: BTreeSet<(u64, u64)>,
+    /// Finished claims as (when they finished, claim), in the order they finished: what compaction forgets.
+    /// A clock stepped back only delays forgetting the claims behind the one it stamped late.
+    finished: VecDeque<(u64, u64)>,
 }
 
 impl Engine {
@@ -156,17 +173,30 @@ impl Engine {
         // One look at the user: for the replay, the per-user limit, and the name to share.
         let standing = inv.claimants.get_key_value(&req.user);
         if let Some(claim) = standing.and_then(|(_, s)| self.known(s, &req.idempotency_key)) {
+            different_request(claim, req).map_or(Ok(()), |why| Err(ClaimError::IdempotencyConflict(why)))?;
             let reply = Reply {
                 claim: claim.id,
                 status: claim.first_status,
                 units: claim.units.clone(),
                 position: self.position(claim.id),
                 replayed: true,
+                quantity: claim.quantity,
             };
             return Ok((reply, Vec::new()));
         }
         if req.quantity == 0 || req.user.is_empty() || req.idempotency_key.is_empty() {
             return Err(ClaimError::Invalid("quantity, user and idempotency key are required".into()));
+        }
+        // Never grantable: refused outright, so that it cannot wait at the head of the line forever.
+        if u64::from(req.quantity) > inv.spec.capacity() {
+            return Err(ClaimError::Invalid(format!(
+                "quantity {} is more than this inventory's whole stock of {}",
+                req.quantity,
+                inv.spec.capacity()
+            )));
+        }
+        if let Some(unit) = repeated(&req.units) {
+            return Err(ClaimError::Invalid(format!("unit {unit:?} is named twice")));
         }
         if !inv.spec.open_at(now) {
             return Err(ClaimError::Closed);
@@ -179,16 +209,19 @@ impl Engine {
             return Err(ClaimError::Invalid("name one unit per item claimed, or none".into()));
         }
         if let Some(limit) = inv.spec.per_user_limit
-            && standing.map_or(0, |(_, s)| s.quantity) + req.quantity > limit
+            && standing.map_or(0, |(_, s)| s.quantity).checked_add(req.quantity).is_none_or(|q| q > limit)
         {
             return Err(ClaimError::LimitReached(limit));
         }
         let status = if hold {
-            ClaimStatus::Held { expires: now + inv.spec.hold_ttl_ms.unwrap_or(0) }
+            ClaimStatus::Held { expires: now.saturating_add(inv.spec.hold_ttl_ms.unwrap_or(0)) }
         } else {
             ClaimStatus::Confirmed
         };
-        let (status, units) = match inv.allocate(req.quantity, &req.units) {
+        // Strict FIFO: while anyone waits, freed stock is theirs, and a newcomer joins the line behind them.
+        let line_waiting = inv.spec.waitlist && !inv.waitlist.is_empty();
+        let allocated = if line_waiting { Err(ClaimError::SoldOut) } else { inv.allocate(req.quantity, &req.units) };
+        let (status, units) = match allocated {
             Ok(units) => (status, units),
             // Only "any unit" claims wait in line: a wish for particular seats cannot be promised later.
             Err(ClaimError::SoldOut) if inv.spec.waitlist && req.units.is_empty() => {
@@ -209,7 +242,8 @@ impl Engine {
             at: now,
         };
         self.apply(&event);
-        let reply = Reply { claim: id, status, units, position: self.position(id), replayed: false };
+        let reply =
+            Reply { claim: id, status, units, position: self.position(id), replayed: false, quantity: req.quantity };
         Ok((reply, vec![event]))
     }
 
@@ -262,6 +296,25 @@ impl Engine {
         events
     }
 
+    /// Forgets the claims that finished (cancelled, expired) more than `retention_ms` before `now`, with their
+    /// idempotency keys: a retry with such a key is a new claim. One event covers them all; nothing due costs
+    /// nothing.
+    pub fn compact(&mut self, now: u64, retention_ms: u64) -> Vec<Event> {
+        let before = now.saturating_sub(retention_ms);
+        if self.finished.front().is_none_or(|&(at, _)| at >= before) {
+            return Vec::new();
+        }
+        let events = vec![Event::Compacted { before }];
+        self.apply_all(&events);
+        events
+    }
+
+    /// What memory holds: claims not yet forgotten, and users with any such claim (for tests and metrics;
+    /// it counts, so not for a hot path).
+    pub fn kept(&self) -> (usize, usize) {
+        (self.claims.values().count(), self.inventories.iter().map(|i| i.claimants.len()).sum())
+    }
+
     /// Gives freed stock to waitlisted claims, first come first served: the head of the line is served
     /// before anyone behind it, even if a smaller claim behind it would fit.
     fn promote(&mut self, inventory: usize, now: u64) -> Vec<Event> {
@@ -271,7 +324,7 @@ impl Engine {
             let Some(Record { claim: c, .. }) = self.claims.get(head) else { break };
             let Ok(units) = inv.allocate(c.quantity, &c.units) else { break };
             let status = match inv.spec.hold_ttl_ms {
-                Some(ttl) => ClaimStatus::Held { expires: now + ttl },
+                Some(ttl) => ClaimStatus::Held { expires: now.saturating_add(ttl) },
                 None => ClaimStatus::Confirmed,
             };
             let event = Event::Promoted { claim: head, units, status, at: now };
@@ -348,10 +401,13 @@ impl Engine {
                     c.status = ClaimStatus::Confirmed;
                 }
             }
-            Event::Cancelled { claim, .. } | Event::Expired { claim, .. } => {
+            Event::Cancelled { claim, at } | Event::Expired { claim, at } => {
                 let expired = matches!(event, Event::Expired { .. });
                 if let Some(Record { claim: c, inventory }) = self.claims.get_mut(*claim) {
                     let before = c.status;
+                    if before.active() {
+                        self.finished.push_back((*at, *claim));
+                    }
                     c.status = if expired { ClaimStatus::Expired } else { ClaimStatus::Cancelled };
                     if let ClaimStatus::Held { expires } = before {
                         self.holds.remove(&(expires, *claim));
@@ -365,6 +421,21 @@ impl Engine {
                             }
                             ClaimStatus::Cancelled | ClaimStatus::Expired => {}
                         }
+                    }
+                }
+            }
+            Event::Compacted { before } => {
+                while let Some(&(at, claim)) = self.finished.front() {
+                    if at >= *before {
+                        break;
+                    }
+                    self.finished.pop_front();
+                    // Only if it is still finished: a crafted log may have claimed the id again since.
+                    let done = self.claims.get(claim).is_some_and(|r| !r.claim.status.active());
+                    if let Some(Record { claim: c, inventory }) = done.then(|| self.claims.remove(claim)).flatten()
+                        && let Some(inv) = inventory.map(|i| &mut self.inventories[i])
+                    {
+                        inv.claimants.forget(&c.user, c.id);
                     }
                 }
             }
@@ -451,4 +522,31 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Why a retry under a known key asks for something other than the claim it made, if it does. A retry may
+/// leave out what the first request left to the engine (units, hold); it may not change what it asked for.
+fn different_request(claim: &Claim, req: &ClaimRequest) -> Option<String> {
+    if claim.quantity != req.quantity {
+        return Some(format!("it claimed {}, this asks for {}", claim.quantity, req.quantity));
+    }
+    let waited = claim.first_status == ClaimStatus::Waitlisted;
+    if !req.units.is_empty() && (waited || claim.units != req.units) {
+        return Some(format!("it claimed units {:?}, this names {:?}", claim.units, req.units));
+    }
+    let held = matches!(claim.first_status, ClaimStatus::Held { .. });
+    match req.hold {
+        Some(hold) if !waited && hold != held => Some(format!(
+            "it was {}, this asks to {}",
+            claim.first_status.as_str(),
+            if hold { "hold" } else { "confirm" }
+        )),
+        _ => None,
+    }
+}
+
+/// The first unit named twice in one claim.
+fn repeated(units: &[String]) -> Option<&String> {
+    let mut seen = std::collections::HashSet::with_capacity(units.len());
+    units.iter().find(|u| !seen.insert(u.as_str()))
 }

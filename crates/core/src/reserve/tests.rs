@@ -210,7 +210,8 @@ proptest! {
                             }
                             log.extend(events);
                         }
-                        Err(_) => prop_assert!(seen.is_none(), "a known key is always answered"),
+                        // A known key is always answered, unless the retry asks for something else.
+                        Err(err) => prop_assert!(seen.is_none() || err.code() == "idempotency_conflict"),
                     }
                     // The indexed read model agrees with a scan of every claim.
                     let u = format!("u{user}");
@@ -244,5 +245,243 @@ proptest! {
             replayed.apply(event);
         }
         prop_assert_eq!(replayed.state_hash(), e.state_hash());
+    }
+}
+
+// === hostile input ===
+
+#[test]
+fn a_quantity_at_the_edge_of_u32_cannot_wrap_the_per_user_count() {
+    let mut e = Engine::default();
+    e.create_inventory(InventorySpec { per_user_limit: Some(5), ..coupons(10, true) }).expect("created");
+    assert!(e.claim(&req("coupons", "a", 1, "k1"), 0).is_ok());
+    // 1 + u32::MAX wraps to 0 without a checked sum; the quantity is also beyond the whole stock.
+    let huge = e.claim(&req("coupons", "a", u32::MAX, "k2"), 0);
+    assert!(matches!(huge, Err(ClaimError::Invalid(_))), "{huge:?}");
+    assert_eq!(e.claim(&req("coupons", "a", 5, "k3"), 0).map(|r| r.0.status), Err(ClaimError::LimitReached(5)));
+    assert_eq!(e.claims_of("coupons", "a").len(), 1);
+    // A limit as large as the type still cannot be passed by a wrapping sum.
+    let mut e = Engine::default();
+    e.create_inventory(InventorySpec { per_user_limit: Some(u32::MAX), ..coupons(u64::MAX, false) }).expect("ok");
+    assert!(e.claim(&req("coupons", "a", u32::MAX, "k1"), 0).is_ok());
+    assert_eq!(e.claim(&req("coupons", "a", 1, "k2"), 0).map(|r| r.0.status), Err(ClaimError::LimitReached(u32::MAX)));
+    e.check_invariants().expect("invariants");
+}
+
+#[test]
+fn more_than_the_whole_stock_is_invalid_instead_of_waiting_forever() {
+    let mut e = Engine::default();
+    e.create_inventory(InventorySpec { per_user_limit: None, ..coupons(3, true) }).expect("created");
+    let err = e.claim(&req("coupons", "a", 4, "k"), 0).expect_err("never grantable");
+    assert!(matches!(&err, ClaimError::Invalid(m) if m.contains("whole stock of 3")), "{err:?}");
+    assert_eq!(e.inventory("coupons").map(|(_, c)| c.waitlisted), Some(0), "nobody parked at the head");
+    assert_eq!(e.claim(&req("coupons", "b", 3, "k"), 0).map(|r| r.0.status), Ok(ClaimStatus::Confirmed));
+}
+
+#[test]
+fn a_unit_named_twice_in_one_claim_is_invalid() {
+    let mut e = Engine::default();
+    e.create_inventory(InventorySpec { per_user_limit: None, ..seats(10) }).expect("created");
+    let twice = ClaimRequest { units: vec!["A-1".into(); 10], hold: Some(false), ..req("seats", "a", 10, "k") };
+    let err = e.claim(&twice, 0).expect_err("repeated unit");
+    assert!(matches!(&err, ClaimError::Invalid(m) if m.contains("named twice")), "{err:?}");
+    assert_eq!(e.inventory("seats").map(|(_, c)| c.taken), Some(0));
+    let two = ClaimRequest { units: vec!["A-1".into(), "A-2".into(), "A-1".into()], ..twice };
+    assert!(e.claim(&ClaimRequest { quantity: 3, ..two }, 0).is_err());
+    e.check_invariants().expect("invariants");
+}
+
+#[test]
+fn nobody_new_is_served_while_an_earlier_claim_waits() {
+    let mut e = Engine::default();
+    e.create_inventory(InventorySpec { per_user_limit: None, hold_ttl_ms: None, ..coupons(3, true) }).expect("created");
+    assert!(e.claim(&req("coupons", "a", 2, "k"), 0).is_ok());
+    let c = e.claim(&req("coupons", "c", 1, "k"), 0).expect("c").0;
+    let b = e.claim(&req("coupons", "b", 2, "k"), 0).expect("b").0;
+    assert_eq!((b.status, b.position), (ClaimStatus::Waitlisted, Some(1)));
+    e.cancel(c.claim, 1).expect("cancel");
+    assert_eq!(e.get(b.claim).map(|c| c.status), Some(ClaimStatus::Waitlisted), "1 free, B needs 2");
+    // The free item is B's to wait for: D joins the line behind B.
+    let d = e.claim(&req("coupons", "d", 1, "k"), 2).expect("d").0;
+    assert_eq!((d.status, d.position), (ClaimStatus::Waitlisted, Some(2)));
+    e.check_invariants().expect("invariants");
+    // And once B is served, D is next.
+    let a = e.claims_of("coupons", "a")[0].id;
+    let promoted = e.cancel(a, 3).expect("cancel");
+    assert_eq!(promoted.len(), 3, "cancel, B promoted, D promoted: {promoted:?}");
+    assert_eq!(e.get(d.claim).map(|c| c.status), Some(ClaimStatus::Confirmed));
+    e.check_invariants().expect("invariants");
+}
+
+#[test]
+fn a_named_unit_is_not_taken_from_under_the_line() {
+    let mut e = Engine::default();
+    e.create_inventory(InventorySpec { per_user_limit: None, hold_ttl_ms: None, ..seats(3) }).expect("created");
+    let a = e.claim(&req("seats", "a", 3, "k"), 0).expect("a").0;
+    assert!(e.claim(&req("seats", "b", 2, "k"), 0).is_ok_and(|r| r.0.status == ClaimStatus::Waitlisted));
+    e.cancel(a.claim, 1).expect("cancel");
+    // A-1..A-3 are free and B (2) was promoted; only one seat is left for anyone else.
+    let named = ClaimRequest { units: vec!["A-3".into()], ..req("seats", "c", 1, "k") };
+    assert!(e.claim(&named, 2).is_ok());
+    e.check_invariants().expect("invariants");
+}
+
+#[test]
+fn a_replay_with_a_changed_body_is_a_conflict_and_a_replay_returns_what_was_stored() {
+    let mut e = Engine::default();
+    e.create_inventory(InventorySpec { per_user_limit: Some(5), ..coupons(10, false) }).expect("created");
+    let first = e.claim(&req("coupons", "a", 2, "k"), 0).expect("first").0;
+    let again = e.claim(&req("coupons", "a", 2, "k"), 1).expect("replay").0;
+    assert!(again.replayed);
+    assert_eq!((again.claim, again.quantity), (first.claim, 2));
+    for changed in [
+        req("coupons", "a", 3, "k"),
+        ClaimRequest { hold: Some(true), ..req("coupons", "a", 2, "k") },
+        ClaimRequest { units: vec!["x".into(), "y".into()], ..req("coupons", "a", 2, "k") },
+    ] {
+        let err = e.claim(&changed, 1).expect_err("changed body");
+        assert_eq!(err.code(), "idempotency_conflict", "{changed:?}");
+    }
+    // Leaving out what the engine chose (hold) is still the same request.
+    assert!(e.claim(&ClaimRequest { hold: None, ..req("coupons", "a", 2, "k") }, 1).is_ok_and(|r| r.0.replayed));
+    assert_eq!(e.inventory("coupons").map(|(_, c)| c.taken), Some(2));
+}
+
+#[test]
+fn finished_claims_are_forgotten_after_the_retention_window_and_memory_stays_flat() {
+    let mut e = Engine::default();
+    e.create_inventory(InventorySpec { per_user_limit: Some(5), ..coupons(100, false) }).expect("created");
+    let mut log: Vec<Event> = e.inventories.iter().map(|i| Event::InventoryCreated(i.spec.clone())).collect();
+    let retention = 60_000;
+    let kept = confirmed_churn(&mut e, &mut log, 0, 2_000, retention);
+    // A claim that is kept is never forgotten.
+    let (keep, events) = e.claim(&req("coupons", "keeper", 1, "keep"), 0).expect("kept");
+    log.extend(events);
+    let later = confirmed_churn(&mut e, &mut log, 1_000_000, 20_000, retention);
+    assert!(later.0 <= kept.0 + 1, "10x the churn, no more claims kept: {kept:?} then {later:?}");
+    assert!(later.1 <= kept.1 + 1, "nor users: {kept:?} then {later:?}");
+    assert!(e.get(keep.claim).is_some());
+    // Within the window a key still answers; after it, the same key is a new claim.
+    let t = 100_000_000;
+    let (first, events) = e.claim(&req("coupons", "r", 1, "again"), t).expect("claim");
+    log.extend(events);
+    log.extend(e.cancel(first.claim, t).expect("cancel"));
+    log.extend(e.compact(t + retention - 1, retention));
+    assert!(e.claim(&req("coupons", "r", 1, "again"), t + 1).is_ok_and(|r| r.0.replayed), "kept for the window");
+    log.extend(e.compact(t + retention + 1, retention));
+    assert!(e.get(first.claim).is_none(), "forgotten");
+    let (second, events) = e.claim(&req("coupons", "r", 1, "again"), t + retention + 2).expect("new claim");
+    log.extend(events);
+    assert!(!second.replayed && second.claim != first.claim);
+    e.check_invariants().expect("invariants");
+    // A replayed log forgets exactly what the engine forgot.
+    let mut replayed = Engine::default();
+    for event in &log {
+        replayed.apply(event);
+    }
+    assert_eq!(replayed.state_hash(), e.state_hash());
+    assert_eq!(replayed.kept(), e.kept());
+}
+
+/// `n` claim-and-cancel cycles over 50 users from `start`, one a second, compacting as a server's ticker does.
+fn confirmed_churn(e: &mut Engine, log: &mut Vec<Event>, start: u64, n: u64, retention: u64) -> (usize, usize) {
+    for i in 0..n {
+        let now = start + i * 1_000;
+        let r = req("coupons", &format!("u{}", i % 50), 1, &format!("k{i}"));
+        let (reply, events) = e.claim(&r, now).expect("claim");
+        log.extend(events);
+        log.extend(e.cancel(reply.claim, now).expect("cancel"));
+        log.extend(e.compact(now, retention));
+    }
+    e.kept()
+}
+
+#[derive(Debug, Clone)]
+enum Hostile {
+    Claim { user: u8, quantity: u32, hold: Option<bool>, key: u8, units: Vec<u8>, seats: bool },
+    Confirm(usize),
+    Cancel(usize),
+    Wait(u64),
+    Compact(u64),
+}
+
+fn hostile() -> impl Strategy<Value = Hostile> {
+    let quantity = prop_oneof![4 => 1u32..4, 1 => Just(0u32), 1 => Just(u32::MAX), 1 => any::<u32>(), 1 => 4u32..12];
+    let hold = prop_oneof![Just(None), Just(Some(true)), Just(Some(false))];
+    // Unit 0..6 exist ("A-1".."A-6"), 6 and 7 do not; repeats happen.
+    let units = prop_oneof![3 => Just(Vec::new()), 2 => proptest::collection::vec(0u8..8, 1..5)];
+    prop_oneof![
+        6 => (0u8..8, quantity, hold, 0u8..3, units, any::<bool>())
+            .prop_map(|(user, quantity, hold, key, units, seats)| Hostile::Claim { user, quantity, hold, key, units, seats }),
+        2 => any::<usize>().prop_map(Hostile::Confirm),
+        3 => any::<usize>().prop_map(Hostile::Cancel),
+        2 => (1u64..400_000).prop_map(Hostile::Wait),
+        1 => (0u64..600_000).prop_map(Hostile::Compact),
+    ]
+}
+
+proptest! {
+    /// Arbitrary quantities over the whole u32 range, repeated and unknown units, replays with edited bodies,
+    /// interleaved holds, cancels and compaction: every invariant (no oversell, per-user limit, one claim per
+    /// unit, strict FIFO) after every step; a replay never changes anything and answers with what was stored;
+    /// the log replays to the same state.
+    #[test]
+    fn no_hostile_sequence_breaks_an_invariant(ops in proptest::collection::vec(hostile(), 1..300)) {
+        let mut e = Engine::default();
+        let mut log = Vec::new();
+        log.extend(e.create_inventory(InventorySpec { per_user_limit: Some(3), ..coupons(5, true) }).expect("ok"));
+        log.extend(e.create_inventory(seats(6)).expect("created"));
+        let mut claims = Vec::new();
+        let mut now = 0;
+        for op in ops {
+            match op {
+                Hostile::Claim { user, quantity, hold, key, units, seats } => {
+                    let inv = if seats { "seats" } else { "coupons" };
+                    let units: Vec<String> = units.iter().map(|u| format!("A-{}", u + 1)).collect();
+                    let r = ClaimRequest { hold, units, ..req(inv, &format!("u{user}"), quantity, &format!("k{key}")) };
+                    let before = e.state_hash();
+                    match e.claim(&r, now) {
+                        Ok((reply, events)) if reply.replayed => {
+                            prop_assert!(events.is_empty());
+                            prop_assert_eq!(before, e.state_hash(), "a replay changes nothing");
+                            let stored = e.get(reply.claim).expect("replayed claims exist");
+                            prop_assert_eq!(reply.quantity, stored.quantity);
+                            prop_assert_eq!(stored.quantity, quantity, "a replay is the same request");
+                        }
+                        Ok((reply, events)) => {
+                            prop_assert!(quantity >= 1 && u64::from(quantity) <= 6);
+                            claims.push(reply.claim);
+                            log.extend(events);
+                        }
+                        Err(_) => prop_assert_eq!(before, e.state_hash(), "a refusal changes nothing"),
+                    }
+                }
+                Hostile::Confirm(i) if !claims.is_empty() => {
+                    if let Ok(events) = e.confirm(claims[i % claims.len()], now) {
+                        log.extend(events);
+                    }
+                }
+                Hostile::Cancel(i) if !claims.is_empty() => {
+                    if let Ok(events) = e.cancel(claims[i % claims.len()], now) {
+                        log.extend(events);
+                    }
+                }
+                Hostile::Wait(ms) => {
+                    now += ms;
+                    log.extend(e.expire(now));
+                }
+                Hostile::Compact(retention) => log.extend(e.compact(now, retention)),
+                _ => {}
+            }
+            if let Err(broken) = e.check_invariants() {
+                prop_assert!(false, "{}", broken);
+            }
+        }
+        let mut replayed = Engine::default();
+        for event in &log {
+            replayed.apply(event);
+        }
+        prop_assert_eq!(replayed.state_hash(), e.state_hash());
+        prop_assert_eq!(replayed.kept(), e.kept());
     }
 }

@@ -102,15 +102,15 @@ impl CacheHandle {
         if !vary_ok || !d.storable() {
             return None;
         }
-        let ttl_ms = d.ttl().map(|s| s * 1000).or(self.config.ttl.map(|t| t.get().as_millis() as u64))?;
+        let ttl_ms = d.ttl().map(|s| s.saturating_mul(1000)).or(self.config.ttl.map(|t| t.as_millis()))?;
         let lifetime = Lifetime {
             fresh_ms: jittered_ms(ttl_ms, self.config.ttl_jitter, fastrand::f64()),
             stale_while_revalidate_ms: d
                 .stale_while_revalidate
-                .map_or(self.config.stale_while_revalidate.get().as_millis() as u64, |s| s * 1000),
+                .map_or(self.config.stale_while_revalidate.as_millis(), |s| s.saturating_mul(1000)),
             stale_if_error_ms: d
                 .stale_if_error
-                .map_or(self.config.stale_if_error.get().as_millis() as u64, |s| s * 1000),
+                .map_or(self.config.stale_if_error.as_millis(), |s| s.saturating_mul(1000)),
         };
         let mut headers = parts.headers.clone();
         headers.remove(AGE);

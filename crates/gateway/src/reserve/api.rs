@@ -143,7 +143,8 @@ impl Call<'_> {
             (None, None) => format!("auto-{:032x}", fastrand::u128(..)),
         };
         check_id("idempotency_key", &key)?;
-        let quantity = body.quantity.unwrap_or(body.units.len().max(1) as u32);
+        let named = u32::try_from(body.units.len()).map_err(|_| invalid("too many units"))?;
+        let quantity = body.quantity.unwrap_or(named.max(1));
         let request = ClaimRequest {
             inventory: inventory.to_string(),
             user,
@@ -158,7 +159,7 @@ impl Call<'_> {
             id: reply.claim,
             inventory: &request.inventory,
             user: &request.user,
-            quantity: request.quantity,
+            quantity: reply.quantity,
             units: &reply.units,
         };
         let status = match (reply.replayed, reply.position) {

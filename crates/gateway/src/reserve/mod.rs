@@ -67,6 +67,7 @@ impl ReserveHandle {
     /// Creates the configured inventories the ledger does not have yet. One the ledger has is left as it is
     /// (with a warning if the file now says something else): claims were made against it.
     pub async fn apply(&self, config: &Config) -> Result<(), ReserveError> {
+        self.service.set_retention(config.reservations.idempotency_retention.as_millis());
         for (name, inventory) in &config.inventories {
             let spec = spec_from_config(name, inventory).map_err(spillway_core::reserve::ClaimError::Invalid)?;
             match self.service.inventory(name) {
@@ -158,6 +159,11 @@ impl ReserveHandle {
         self.service.claims_of(inventory, user)
     }
 
+    /// Claims and users in memory: flat under churn once the retention window is full.
+    pub fn kept(&self) -> (usize, usize) {
+        self.service.kept()
+    }
+
     /// Why the ledger stopped, if it did: the process can decide nothing more until it restarts, so the health
     /// checks say so and a supervisor restarts it (the state is rebuilt from what is really on disk).
     pub fn ledger_failure(&self) -> Option<String> {
@@ -187,7 +193,7 @@ impl ReserveHandle {
 /// The claim an event is about, if any.
 fn claim_of(event: &Event) -> Option<u64> {
     match event {
-        Event::InventoryCreated(_) => None,
+        Event::InventoryCreated(_) | Event::Compacted { .. } => None,
         Event::Claimed { claim, .. }
         | Event::Confirmed { claim, .. }
         | Event::Cancelled { claim, .. }

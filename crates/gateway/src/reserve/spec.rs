@@ -15,7 +15,7 @@ pub fn spec_from_config(name: &str, inv: &InventoryConfig) -> Result<InventorySp
         id: name.to_string(),
         stock,
         per_user_limit: inv.per_user_limit,
-        hold_ttl_ms: inv.hold.map(|h| h.get().as_millis() as u64),
+        hold_ttl_ms: inv.hold.map(|h| h.as_millis()),
         waitlist: inv.waitlist,
         opens_at: inv.opens_at.as_ref().map(|t| t.unix() * 1000),
         closes_at: inv.closes_at.as_ref().map(|t| t.unix() * 1000),

@@ -73,9 +73,9 @@ impl ShieldHandle {
             window,
             failure_rate: config.failure_rate,
             slow_call_rate: config.slow_call_rate,
-            slow_call_ms: config.slow_call.get().as_millis() as u64,
+            slow_call_ms: config.slow_call.as_millis(),
             minimum_calls: config.minimum_calls,
-            open_for_ms: config.open_for.get().as_millis() as u64,
+            open_for_ms: config.open_for.as_millis(),
             half_open_calls: config.half_open_calls,
         };
         let budget =
@@ -283,8 +283,8 @@ impl ShieldPolicy {
                 if lock(&h.budget).try_retry(h.clock.now_ms()) {
                     attempt += 1;
                     h.metrics.retry("attempted");
-                    let base = h.config.retry_backoff.get().as_millis() as u64;
-                    let cap = h.config.retry_backoff_max.get().as_millis() as u64;
+                    let base = h.config.retry_backoff.as_millis();
+                    let cap = h.config.retry_backoff_max.as_millis();
                     let wait = backoff_ms(attempt - 1, base, cap, fastrand::f64());
                     tokio::time::sleep(Duration::from_millis(wait)).await;
                     continue;

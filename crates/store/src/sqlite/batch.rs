@@ -20,6 +20,7 @@ const CONFIRMED: u8 = 2;
 const CANCELLED: u8 = 3;
 const EXPIRED: u8 = 4;
 const PROMOTED: u8 = 5;
+const COMPACTED: u8 = 6;
 
 const STATUS_CONFIRMED: u8 = 0;
 const STATUS_HELD: u8 = 1;
@@ -76,6 +77,10 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
             uint(out, *claim);
             uint(out, *at);
         }
+        Event::Compacted { before } => {
+            out.push(COMPACTED);
+            uint(out, *before);
+        }
         Event::Promoted { claim, units, status, at } => {
             out.push(PROMOTED);
             uint(out, *claim);
@@ -115,6 +120,7 @@ pub fn decode(bytes: &[u8], events: &mut Vec<Event>) -> Result<(), String> {
             CANCELLED => Event::Cancelled { claim: r.uint()?, at: r.uint()? },
             EXPIRED => Event::Expired { claim: r.uint()?, at: r.uint()? },
             PROMOTED => Event::Promoted { claim: r.uint()?, units: r.texts()?, status: r.status()?, at: r.uint()? },
+            COMPACTED => Event::Compacted { before: r.uint()? },
             tag => return Err(format!("unknown event tag {tag} at byte {}", r.at - 1)),
         };
         events.push(event);
@@ -255,6 +261,7 @@ mod tests {
             Event::Promoted { claim: 1, units: vec!["A-2".into()], status: ClaimStatus::Confirmed, at: 8 },
             Event::Promoted { claim: 2, units: Vec::new(), status: ClaimStatus::Cancelled, at: 9 },
             Event::Promoted { claim: 3, units: Vec::new(), status: ClaimStatus::Expired, at: 10 },
+            Event::Compacted { before: u64::MAX },
         ]
     }
 

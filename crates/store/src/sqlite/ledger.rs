@@ -9,9 +9,11 @@
 //! appends it made durable and nobody else: a wake-up is a thread switch, and under load they dominate.
 //!
 //! One server per ledger: two would each decide on their own copy of the state and could both sell the last
-//! item. A lock on a file beside the ledger (`<ledger>.lock`), held while the ledger is open and released by
-//! the operating system if the process dies, makes the second one fail at open instead. SQLite's own locks
-//! are left as they are, so `sqlite3 ledger.db .backup` still works while the server runs.
+//! item. The lock is taken on the database file itself (an exclusive `flock`, held while the ledger is open
+//! and released by the operating system if the process dies), so it belongs to the file whatever path reaches
+//! it: a symlink or a second hard link finds it taken, where a lock file named after the path would not. On
+//! Linux `flock` does not touch the POSIX record locks SQLite takes, so `sqlite3 ledger.db .backup` still
+//! works while the server runs.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,7 +106,7 @@ impl SqliteLedger {
     /// Opens (or creates) the ledger and returns it with every event already in it, in order, for replay.
     pub fn open(path: &Path) -> Result<(Self, Vec<Event>), LedgerError> {
         let fail = |reason: String| LedgerError::Open { path: path.display().to_string(), reason };
-        let lock = lock_beside(path).map_err(fail)?;
+        let lock = lock_file(path).map_err(fail)?;
         let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -144,22 +146,23 @@ impl Drop for SqliteLedger {
     }
 }
 
-/// Takes the ledger's lock file, or says who has it.
-fn lock_beside(path: &Path) -> Result<std::fs::File, String> {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
+/// Opens (or creates, empty, as SQLite would) the database file and takes its lock, or says who has it.
+/// The handle is kept until the connection is closed: closing it earlier would also drop SQLite's own POSIX
+/// locks on the file, which belong to the process, not to the handle.
+fn lock_file(path: &Path) -> Result<std::fs::File, String> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
-        .open(&name)
-        .map_err(|e| format!("{}: {e}", Path::new(&name).display()))?;
+        .open(path)
+        .map_err(|e| e.to_string())?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err("another process has this ledger open (one server per \
              ledger: two would each decide on their own state and could oversell)"
             .into()),
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: {e}", Path::new(&name).display())),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.to_string()),
     }
 }
 
@@ -505,5 +508,26 @@ mod tests {
         let (_, reopened) = SqliteLedger::open(&path).expect("reopen");
         assert_eq!(reopened, vec![claimed(0)]);
         assert!(ledger.append(vec![claimed(1)]).await.is_err(), "a closed ledger refuses appends");
+    }
+
+    #[tokio::test]
+    async fn the_lock_belongs_to_the_file_whatever_path_reaches_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.db");
+        let (ledger, _) = SqliteLedger::open(&path).expect("open");
+        ledger.append(vec![claimed(0)]).await.expect("append");
+        let symlink = dir.path().join("via-symlink.db");
+        std::os::unix::fs::symlink(&path, &symlink).expect("symlink");
+        let hard_link = dir.path().join("via-hard-link.db");
+        std::fs::hard_link(&path, &hard_link).expect("hard link");
+        let relative = dir.path().join(".").join("sub").join("..").join("ledger.db");
+        std::fs::create_dir(dir.path().join("sub")).expect("dir");
+        for other in [&symlink, &hard_link, &relative] {
+            let err = SqliteLedger::open(other).expect_err("the same file is in use");
+            assert!(err.to_string().contains("another process has this ledger open"), "{}: {err}", other.display());
+        }
+        ledger.close();
+        let (_, events) = SqliteLedger::open(&hard_link).expect("free once closed");
+        assert_eq!(events, vec![claimed(0)]);
     }
 }
