@@ -84,10 +84,12 @@ pub enum Refusal {
     Stale,
     #[error("already used or no longer in the queue")]
     Replayed,
+    #[error("its session was ended")]
+    Ended,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 9] = [
+    pub const ALL: [Refusal; 10] = [
         Self::Malformed,
         Self::UnknownKey,
         Self::BadSignature,
@@ -97,6 +99,7 @@ impl Refusal {
         Self::Binding,
         Self::Stale,
         Self::Replayed,
+        Self::Ended,
     ];
 
     /// Stable label for metrics.
@@ -111,6 +114,7 @@ impl Refusal {
             Self::Binding => "binding",
             Self::Stale => "stale",
             Self::Replayed => "replayed",
+            Self::Ended => "ended",
         }
     }
 }

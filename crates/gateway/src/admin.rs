@@ -34,7 +34,87 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/inventories", get(list_inventories))
         .route("/inventories/{id}", get(show_inventory).post(create_inventory))
         .layer(middleware::from_fn_with_state(shared.clone(), require_token));
-    Router::new().route("/healthz", get(healthz)).merge(protected).fallback(not_found).with_state(shared)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(protected)
+        .fallback(not_found)
+        .layer(middleware::map_response(json_errors))
+        .with_state(shared)
+}
+
+/// Serves the admin listener until `stop`, with the public listener's bounds on slow and idle clients: a
+/// header read timeout, and an idle connection closed after as long.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let timeout = shared.runtime.load().config.server.header_read_timeout.get();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeout).keep_alive(true);
+    let builder = builder.http1_only();
+    let app = router(shared);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    let mut accept_log = crate::conn::AcceptLog::default();
+    loop {
+        while connections.try_join_next().is_some() {}
+        tokio::select! {
+            biased;
+            _ = async { stop.wait_for(|stopped| *stopped).await.map(drop) } => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let app = app.clone();
+                    let handler = move |req: hyper::Request<hyper::body::Incoming>| {
+                        let mut app = app.clone();
+                        async move {
+                            let Ok(response) = tower_service::Service::call(&mut app, req).await;
+                            response
+                        }
+                    };
+                    let (builder, watcher) = (builder.clone(), graceful.watcher());
+                    connections.spawn(async move {
+                        crate::conn::serve(stream, &builder, watcher, timeout, peer, handler).await;
+                    });
+                }
+                Err(e) => {
+                    if let Some(failures) = accept_log.failed(tokio::time::Instant::now()) {
+                        tracing::warn!(error = %e, failures, "admin accept failed");
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    // Admin calls are short; whatever is still open after a second is cut off.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), graceful.shutdown()).await;
+    connections.abort_all();
+}
+
+/// Every error answer in the JSON shape, including those the router makes itself (405 for a known path
+/// with another method, 400 for a path it cannot decode, 413 for a body too large), which come bare.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal",
+    };
+    let message = status.canonical_reason().unwrap_or("error").to_ascii_lowercase();
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// Alive unless the ledger has stopped: then only a restart helps (it rebuilds the state from what is really

@@ -41,6 +41,12 @@ pub struct BodyTooLarge {
     pub limit: u64,
 }
 
+/// The client's body failed while it streamed (cut off, a malformed chunk): found again in the upstream error
+/// chain, so that it is answered as the client's fault (400) and never counted against the upstream.
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body failed: {0}")]
+pub struct ClientBodyError(#[source] pub hyper::Error);
+
 impl RequestBody {
     pub fn new(inner: Incoming, limit: u64) -> Self {
         let inner = if inner.is_end_stream() { None } else { Some(inner) };
@@ -87,7 +93,10 @@ impl Body for RequestBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => {
+                this.inner = None;
+                Poll::Ready(Some(Err(Box::new(ClientBodyError(e)))))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }

@@ -107,6 +107,12 @@ impl GatewayError {
         }
     }
 
+    /// The request itself was at fault (its body, its framing), so the call says nothing about the upstream:
+    /// no breaker, adaptive limit or ejection may count it.
+    pub fn is_client_fault(&self) -> bool {
+        matches!(self, Self::ClientBody(_) | Self::BodyTooLarge { .. } | Self::BadRequest(_) | Self::BadPath(_))
+    }
+
     /// Stable machine-readable code; part of the public contract.
     pub fn code(&self) -> &'static str {
         match self {

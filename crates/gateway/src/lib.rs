@@ -11,6 +11,7 @@ pub mod body;
 pub mod cache;
 pub mod client_ip;
 pub mod clock;
+mod conn;
 pub mod error;
 pub mod headers;
 pub mod lifecycle;

@@ -139,6 +139,7 @@ pub struct Metrics {
     connections: Family<ListenerLabels, Gauge>,
     reloads: Family<OutcomeLabels, Counter>,
     pub access_log_dropped: Counter,
+    accept_failures: Counter,
     room_waiting: Family<RoomLabels, Gauge>,
     room_active: Family<RoomLabels, Gauge>,
     room_unclaimed: Family<RoomLabels, Gauge>,
@@ -191,6 +192,7 @@ impl Metrics {
             connections: Family::default(),
             reloads: Family::default(),
             access_log_dropped: Counter::default(),
+            accept_failures: Counter::default(),
             room_waiting: Family::default(),
             room_active: Family::default(),
             room_unclaimed: Family::default(),
@@ -228,6 +230,11 @@ impl Metrics {
         registry.register("upstream_ejections", "Times an upstream address was ejected", m.upstream_ejections.clone());
         registry.register("connections_open", "Client connections open, by listener", m.connections.clone());
         registry.register("config_reloads", "Configuration reloads by outcome", m.reloads.clone());
+        registry.register(
+            "accept_failures",
+            "Connections the public listener failed to accept (usually the file-descriptor limit)",
+            m.accept_failures.clone(),
+        );
         registry.register(
             "access_log_dropped",
             "Access log lines dropped because the writer fell behind",
@@ -416,6 +423,10 @@ impl Metrics {
         ConnectionGauge(gauge)
     }
 
+    pub fn accept_failed(&self) {
+        self.accept_failures.inc();
+    }
+
     pub fn reload(&self, applied: bool) {
         let outcome = if applied { "applied" } else { "rejected" };
         self.reloads.get_or_create(&OutcomeLabels { outcome }).inc();
@@ -489,7 +500,7 @@ pub struct RoomMetrics {
     unclaimed: Gauge,
     counters: Arc<[Counter; 6]>,
     /// One counter per refusal reason, in `Refusal::ALL` order.
-    refused: Arc<[Counter; 9]>,
+    refused: Arc<[Counter; spillway_core::token::Refusal::ALL.len()]>,
     wait: Histogram,
 }
 

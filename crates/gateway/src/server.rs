@@ -1,6 +1,5 @@
 //! Starting, serving, reloading and draining the gateway.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +8,7 @@ use arc_swap::ArcSwap;
 use http::header::HOST;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::rt::TokioExecutor;
-use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use spillway_config::{Config, ConfigError};
@@ -129,16 +126,8 @@ async fn start_on(config: Config, workers: Workers, clock: Clock) -> Result<Hand
         Listeners::Caller(listener) => tokio::spawn(serve_public(listener, shared.clone(), stop)),
         Listeners::Threads(listeners) => workers::spawn(listeners, &shared, &stop).map_err(bind_error)?,
     };
-    let admin_router = crate::admin::router(shared.clone());
-    let (stop_admin, mut admin_stop) = watch::channel(false);
-    let admin = tokio::spawn(async move {
-        let serve = axum::serve(admin_listener, admin_router).with_graceful_shutdown(async move {
-            let _ = admin_stop.wait_for(|stopped| *stopped).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "admin listener failed");
-        }
-    });
+    let (stop_admin, admin_stop) = watch::channel(false);
+    let admin = tokio::spawn(crate::admin::serve(admin_listener, shared.clone(), admin_stop));
     let ticker = tokio::spawn(tick_rooms(shared.clone()));
     shared.lifecycle.set(Phase::Ready);
     tracing::info!(public = %public_addr, admin = %admin_addr, version = env!("CARGO_PKG_VERSION"), "listening");
@@ -265,6 +254,7 @@ pub(crate) async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut
     let graceful = GracefulShutdown::new();
     // Owned so that connections still open after the grace period can be cut off.
     let mut connections = tokio::task::JoinSet::new();
+    let mut accept_log = crate::conn::AcceptLog::default();
     loop {
         while connections.try_join_next().is_some() {}
         tokio::select! {
@@ -275,8 +265,12 @@ pub(crate) async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut
                     connections.spawn(serve_connection(stream, peer, shared.clone(), graceful.watcher()));
                 }
                 Err(e) => {
-                    // Usually out of file descriptors: back off briefly instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    // Usually out of file descriptors: back off briefly instead of spinning, and say so once
+                    // in a while instead of once per refused connection.
+                    shared.metrics.accept_failed();
+                    if let Some(failures) = accept_log.failed(Instant::now()) {
+                        tracing::warn!(error = %e, failures, "accept failed; new connections wait in the backlog");
+                    }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             },
@@ -336,13 +330,14 @@ async fn serve_io<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = conn.peer;
-    let service = service_fn(move |req| {
+    // HTTP/2 has no header timeout of its own: a connection with nothing in flight for as long as a client
+    // may take to send its headers is closed, as HTTP/1's would be.
+    let idle = shared.runtime.load().config.server.header_read_timeout.get();
+    let handler = move |req| {
         let (shared, conn) = (shared.clone(), conn.clone());
-        async move { Ok::<_, Infallible>(handle(&shared, &conn, req).await) }
-    });
-    if let Err(e) = watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
-    }
+        async move { handle(&shared, &conn, req).await }
+    };
+    crate::conn::serve(io, builder, watcher, idle, peer, handler).await;
 }
 
 /// One request, start to end: limits, routing, the route's pipeline, then metrics and the access log.

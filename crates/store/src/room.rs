@@ -1,7 +1,7 @@
 //! A waiting room's state: places, sessions and the admission schedule.
 
 use futures_util::future::BoxFuture;
-use spillway_core::room::{Settings, Snapshot, TicketRef, Visit};
+use spillway_core::room::{Renewal, Settings, Snapshot, TicketRef, Visit};
 
 /// A backend could not answer. The gateway fails open or closed per its policy; it never loses a place it
 /// has already confirmed to a client.
@@ -18,9 +18,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait RoomStore: Send + Sync + std::fmt::Debug {
     /// A client arrives or polls, with the ticket it holds (signature already verified).
     fn visit(&self, now_ms: u64, ticket: Option<TicketRef>) -> BoxFuture<'_, StoreResult<Visit>>;
-    /// A pass is in use; returns its new expiry when it is due for renewal.
-    fn renew(&self, now_ms: u64, session: u64, expires: u32) -> BoxFuture<'_, StoreResult<Option<u32>>>;
-    fn end_session(&self, now_ms: u64, session: u64) -> BoxFuture<'_, StoreResult<bool>>;
+    /// A pass is in use; a new expiry when it is due for renewal, or word that its session was ended.
+    fn renew(&self, now_ms: u64, session: u64, expires: u32) -> BoxFuture<'_, StoreResult<Renewal>>;
+    /// Ends a session whose pass is valid until `pass_expires`; it is not renewed again.
+    fn end_session(&self, now_ms: u64, session: u64, pass_expires: u32) -> BoxFuture<'_, StoreResult<bool>>;
     fn leave(&self, now_ms: u64, ticket: TicketRef) -> BoxFuture<'_, StoreResult<bool>>;
     /// Lets time pass: releases places, reclaims the abandoned. Called by a ticker as well as on visits.
     fn advance(&self, now_ms: u64) -> BoxFuture<'_, StoreResult<()>>;

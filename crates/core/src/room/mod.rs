@@ -47,6 +47,17 @@ pub struct Visit {
     pub refused: Option<Refusal>,
 }
 
+/// What a pass in use is told when it asks to be renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// Less than half its life is gone: keep it.
+    NotDue,
+    /// A new expiry, for a fresh pass.
+    Renewed(u32),
+    /// The session was ended (the client left): the pass no longer admits anyone.
+    Ended,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Issue a pass for this session; the request goes through.
@@ -325,19 +336,25 @@ impl Room {
     }
 
     /// A pass is in use. Returns the new expiry when it is time to renew it (half its life gone).
-    pub fn renew(&mut self, now_ms: u64, session: u64, expires: u32) -> Option<u32> {
+    pub fn renew(&mut self, now_ms: u64, session: u64, expires: u32) -> Renewal {
         let now_s = now_ms / 1000;
-        if !self.settings.renewal_due(expires, now_s) {
-            return None;
+        if self.sessions.is_ended(session) {
+            return Renewal::Ended;
         }
-        let renewed = unix_u32(now_s + u64::from(self.settings.session_duration));
-        self.sessions.renew(session, renewed);
-        Some(renewed)
+        if !self.settings.renewal_due(expires, now_s) {
+            return Renewal::NotDue;
+        }
+        let renewed = unix_u32(now_s.saturating_add(u64::from(self.settings.session_duration)));
+        if !self.sessions.renew(session, renewed) {
+            return Renewal::Ended;
+        }
+        Renewal::Renewed(renewed)
     }
 
-    /// The client is done: its session no longer counts against the cap.
-    pub fn end_session(&mut self, now_ms: u64, session: u64) -> bool {
-        let ended = self.sessions.end(session);
+    /// The client is done: its session no longer counts against the cap, and its pass (valid until
+    /// `pass_expires`) is not renewed again.
+    pub fn end_session(&mut self, now_ms: u64, session: u64, pass_expires: u32) -> bool {
+        let ended = self.sessions.end(session, pass_expires);
         self.advance(now_ms);
         ended
     }

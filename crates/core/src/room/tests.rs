@@ -104,7 +104,7 @@ fn a_freed_session_admits_the_next_client() {
         .collect();
     assert_eq!(sessions.len(), 2, "the cap is 2");
     assert_eq!(sim.status(seqs[2]).position, Some(1));
-    assert!(sim.room.end_session(sim.now, sessions[0]));
+    assert!(sim.room.end_session(sim.now, sessions[0], 0));
     assert!(admitted(&sim.poll(seqs[2])));
     assert_eq!(sim.status(seqs[3]).position, Some(1));
 }
@@ -130,11 +130,25 @@ fn renewal_only_after_half_the_life() {
     let a = sim.join().expect("queued");
     sim.at(1_000);
     let Outcome::Admit { session, expires } = sim.poll(a).outcome else { panic!("not admitted") };
-    assert_eq!(sim.room.renew(sim.now + 10_000, session, expires), None);
-    let renewed = sim.room.renew(sim.now + 60_000, session, expires).expect("renewed");
+    assert_eq!(sim.room.renew(sim.now + 10_000, session, expires), Renewal::NotDue);
+    let Renewal::Renewed(renewed) = sim.room.renew(sim.now + 60_000, session, expires) else { panic!("renewed") };
     assert_eq!(u64::from(renewed), (sim.now + 60_000) / 1000 + 100);
     sim.room.settings.session_renewal = false;
-    assert_eq!(sim.room.renew(sim.now + 90_000, session, expires), None);
+    assert_eq!(sim.room.renew(sim.now + 90_000, session, expires), Renewal::NotDue);
+}
+
+#[test]
+fn an_ended_session_is_never_renewed_while_its_pass_could_still_be_valid() {
+    let mut sim = Sim::new(Settings { session_duration: 100, ..settings(6000) });
+    let a = sim.join().expect("queued");
+    sim.at(1_000);
+    let Outcome::Admit { session, expires } = sim.poll(a).outcome else { panic!("not admitted") };
+    assert!(sim.room.end_session(sim.now, session, expires));
+    assert_eq!(sim.room.renew(sim.now + 60_000, session, expires), Renewal::Ended);
+    assert_eq!(sim.room.renew(sim.now + 1_000, session, expires), Renewal::Ended, "not even before it is due");
+    // Once no pass of it can be valid, the record is dropped (the pass itself has expired by then).
+    sim.at(u64::from(expires) * 1000 + 1_000);
+    assert!(!sim.room.sessions.is_ended(session));
 }
 
 #[test]
@@ -394,7 +408,7 @@ proptest! {
                 }
                 Op::End(i) if !sessions.is_empty() => {
                     let s = sessions.swap_remove(i % sessions.len());
-                    sim.room.end_session(sim.now, s);
+                    sim.room.end_session(sim.now, s, 0);
                 }
                 Op::Leave(i) if !tickets.is_empty() => {
                     let seq = tickets[i % tickets.len()];

@@ -112,7 +112,7 @@ impl Breaker {
                 self.window.record(failed, slow, now_ms);
                 let totals = self.window.totals(now_ms);
                 if totals.calls >= s.minimum_calls && self.tripped(&totals) {
-                    return Some(self.go(State::Open { until_ms: now_ms + s.open_for_ms }));
+                    return Some(self.go(State::Open { until_ms: now_ms.saturating_add(s.open_for_ms) }));
                 }
                 None
             }
@@ -125,12 +125,25 @@ impl Breaker {
                     return None;
                 }
                 Some(if self.tripped(&recorded) {
-                    self.go(State::Open { until_ms: now_ms + s.open_for_ms })
+                    self.go(State::Open { until_ms: now_ms.saturating_add(s.open_for_ms) })
                 } else {
                     self.go(State::Closed)
                 })
             }
             State::Open { .. } => None,
+        }
+    }
+
+    /// Hands back a permit whose call says nothing about the origin: the client's own fault (a body cut off
+    /// halfway, a malformed chunk). It is neither a success nor a failure, and takes no time of the origin's,
+    /// so a half-open breaker gets its trial slot back and a closed one records nothing. Otherwise any client
+    /// could open the breaker for everyone by sending broken bodies.
+    pub fn release(&mut self, permit: Permit) {
+        if permit.generation != self.generation {
+            return;
+        }
+        if let State::HalfOpen { admitted, .. } = &mut self.state {
+            *admitted = admitted.saturating_sub(1);
         }
     }
 
@@ -216,6 +229,24 @@ mod tests {
         let _ = b.try_acquire(60_005);
         let _ = b.try_acquire(60_005);
         let _ = b.record(trial.expect("trial"), true, 5, 60_006);
+    }
+
+    #[test]
+    fn a_released_permit_counts_for_nothing_and_gives_back_a_trial_slot() {
+        let mut b = Breaker::new(settings());
+        for _ in 0..100 {
+            let (permit, _) = b.try_acquire(0);
+            b.release(permit.expect("closed"));
+        }
+        assert_eq!(b.state(0).0, State::Closed, "a hundred client faults open nothing");
+        for _ in 0..5 {
+            let _ = call(&mut b, true, 0);
+        }
+        let trials: Vec<Permit> = (0..3).filter_map(|_| b.try_acquire(30_000).0.ok()).collect();
+        assert_eq!(trials.len(), 3);
+        assert!(b.try_acquire(30_000).0.is_err());
+        b.release(trials[0]);
+        assert!(b.try_acquire(30_000).0.is_ok(), "the slot came back");
     }
 
     #[test]

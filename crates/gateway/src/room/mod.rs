@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde::Deserialize;
 use spillway_config::{Config, RoomConfig};
-use spillway_core::room::{Counters, Outcome, Settings, Snapshot, State, Status, TicketRef};
+use spillway_core::room::{Counters, Outcome, Renewal, Settings, Snapshot, State, Status, TicketRef};
 use spillway_core::token::{self, Claims, Expect, Keyring, Kind, Refusal};
 use spillway_store::RoomStore;
 use spillway_store::memory::MemoryRoom;
@@ -48,6 +48,43 @@ pub struct RoomHandle {
     ticket_cookie: String,
     /// The settings renewal depends on (neither can change live), to decide without the store.
     renewal: Settings,
+    /// Sessions this node saw end (a leave, a renewal the store refused), each until its pass would expire.
+    /// A signed pass stays valid until then, so without this one client could leave and walk back in past
+    /// the active cap. Checked on every pass, so empty (the usual case) costs one atomic load.
+    ended: Arc<Ended>,
+}
+
+/// The passes of ended sessions, by session number, with the expiry after which they are refused anyway.
+#[derive(Debug, Default)]
+struct Ended {
+    count: std::sync::atomic::AtomicUsize,
+    sessions: Mutex<std::collections::HashMap<u64, u32>>,
+}
+
+impl Ended {
+    fn contains(&self, session: u64) -> bool {
+        self.count.load(Ordering::Acquire) > 0 && self.lock().contains_key(&session)
+    }
+
+    fn insert(&self, session: u64, pass_expires: u32) {
+        let mut sessions = self.lock();
+        sessions.insert(session, pass_expires);
+        self.count.store(sessions.len(), Ordering::Release);
+    }
+
+    /// Drops the sessions whose passes have expired by `now` (Unix seconds).
+    fn prune(&self, now: u32) {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut sessions = self.lock();
+        sessions.retain(|_, &mut expires| expires > now);
+        self.count.store(sessions.len(), Ordering::Release);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, u32>> {
+        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Changes made through the admin API. They survive a reload unless the file changes the same key.
@@ -106,6 +143,7 @@ impl RoomHandle {
             None => None,
         };
         let now = clock.now_ms();
+        let ended = previous.map_or_else(Arc::default, |prev| prev.ended.clone());
         let (store, overrides, counters, generation) = match previous {
             Some(prev) => {
                 let mut overrides = prev.overrides();
@@ -138,6 +176,7 @@ impl RoomHandle {
             pass_cookie: cookies::pass_name(name),
             ticket_cookie: cookies::ticket_name(name),
             renewal: settings(file, &Overrides::default()),
+            ended,
         }))
     }
 
@@ -184,17 +223,27 @@ impl RoomHandle {
                     if !self.renewal.renewal_due(claims.expires, u64::from(now)) {
                         return Ok(Gate::Through(set));
                     }
-                    if let Some(expires) = self.store.renew(now_ms, claims.seq, claims.expires).await? {
-                        let renewed = Claims { expires, issued: now, ..claims };
-                        cookies::set(
-                            &mut set,
-                            pass_cookie,
-                            &self.keys.sign(&renewed),
-                            u64::from(expires - now),
-                            visitor.secure,
-                        );
+                    match self.store.renew(now_ms, claims.seq, claims.expires).await? {
+                        Renewal::NotDue => return Ok(Gate::Through(set)),
+                        Renewal::Renewed(expires) => {
+                            let renewed = Claims { expires, issued: now, ..claims };
+                            cookies::set(
+                                &mut set,
+                                pass_cookie,
+                                &self.keys.sign(&renewed),
+                                u64::from(expires.saturating_sub(now)),
+                                visitor.secure,
+                            );
+                            return Ok(Gate::Through(set));
+                        }
+                        // Ended on another node (or before this one restarted): remembered here too, and the
+                        // client queues like anyone without a pass.
+                        Renewal::Ended => {
+                            self.ended.insert(claims.seq, claims.expires);
+                            self.metrics.refused(Refusal::Ended);
+                            cookies::set(&mut set, pass_cookie, "", 0, visitor.secure);
+                        }
                     }
-                    return Ok(Gate::Through(set));
                 }
                 Err(reason) => {
                     self.metrics.refused(reason);
@@ -268,6 +317,9 @@ impl RoomHandle {
         if claims.generation != self.generation.load(Ordering::Relaxed) {
             return Err(Refusal::Stale);
         }
+        if kind == Kind::Pass && self.ended.contains(claims.seq) {
+            return Err(Refusal::Ended);
+        }
         Ok(claims)
     }
 
@@ -289,7 +341,8 @@ impl RoomHandle {
         if let Some(Ok(claims)) =
             cookies::get(visitor.headers, pass_cookie).map(|t| self.verify(t, Kind::Pass, now, binding))
         {
-            left |= self.store.end_session(now_ms, claims.seq).await?;
+            left |= self.store.end_session(now_ms, claims.seq, claims.expires).await?;
+            self.ended.insert(claims.seq, claims.expires);
         }
         if let Some(Ok(claims)) =
             cookies::get(visitor.headers, ticket_cookie).map(|t| self.verify(t, Kind::Ticket, now, binding))
@@ -428,6 +481,7 @@ impl RoomHandle {
     /// Called by the ticker: lets time pass in the room and publishes its figures.
     pub async fn tick(&self, publish: bool) -> Result<(), GatewayError> {
         let now = self.clock.now_ms();
+        self.ended.prune(u32::try_from(now / 1000).unwrap_or(u32::MAX));
         self.store.advance(now).await?;
         if publish {
             let snapshot = self.store.snapshot(now).await?;

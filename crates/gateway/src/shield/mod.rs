@@ -229,7 +229,7 @@ impl ShieldPolicy {
                 Err(e) => {
                     return Err(match e.downcast_ref::<BodyTooLarge>() {
                         Some(too_large) => GatewayError::BodyTooLarge { limit: too_large.limit },
-                        None => GatewayError::BadRequest("the request body broke off".into()),
+                        None => GatewayError::ClientBody("the request body broke off".into()),
                     });
                 }
             }
@@ -265,6 +265,14 @@ impl ShieldPolicy {
                 Err(_) => Err(GatewayError::UpstreamTimeout { upstream: self.scope.clone(), timeout }),
             };
             let took = started.elapsed();
+            // A client's own fault (a body cut off halfway) tells nothing about the origin, and its time is
+            // the client's: it is not a failure, not a slow call, and not a sample of the origin's latency.
+            if let Err(e) = &outcome
+                && e.is_client_fault()
+            {
+                h.with_breaker(&self.scope, |b| b.release(permit));
+                return outcome;
+            }
             let failed = h.failed(&outcome);
             let transition =
                 h.with_breaker(&self.scope, |b| b.record(permit, failed, took.as_millis() as u64, h.clock.now_ms()));

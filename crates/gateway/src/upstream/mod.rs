@@ -25,7 +25,7 @@ pub use balancer::{Balancer, Failure};
 use connector::Connector;
 use pool::{Pool, SendError, Sender};
 
-use crate::body::{BodyTooLarge, BoxError, RequestBody};
+use crate::body::{BodyTooLarge, BoxError, ClientBodyError, RequestBody};
 use crate::error::GatewayError;
 use crate::metrics::{AddressLabels, Metrics};
 use crate::pipeline::{Outcome, ProxyRequest};
@@ -156,6 +156,10 @@ impl Upstream {
                 Ok(Err(SendError::Request(e))) => {
                     if let Some(too_large) = find::<BodyTooLarge>(&e) {
                         return Err(GatewayError::BodyTooLarge { limit: too_large.limit });
+                    }
+                    // The client's fault, not the origin's: no ejection, no breaker, a 400.
+                    if let Some(client) = find::<ClientBodyError>(&e) {
+                        return Err(GatewayError::ClientBody(client.0.to_string()));
                     }
                     return Err(self.unavailable(&chain(&e)));
                 }

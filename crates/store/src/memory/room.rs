@@ -4,7 +4,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use futures_util::future::{BoxFuture, FutureExt, ready};
-use spillway_core::room::{Room, Settings, Snapshot, TicketRef, Visit};
+use spillway_core::room::{Renewal, Room, Settings, Snapshot, TicketRef, Visit};
 
 use crate::room::{RoomStore, StoreResult};
 
@@ -35,12 +35,12 @@ impl RoomStore for MemoryRoom {
         self.with(|r| r.visit(now_ms, ticket))
     }
 
-    fn renew(&self, now_ms: u64, session: u64, expires: u32) -> BoxFuture<'_, StoreResult<Option<u32>>> {
+    fn renew(&self, now_ms: u64, session: u64, expires: u32) -> BoxFuture<'_, StoreResult<Renewal>> {
         self.with(|r| r.renew(now_ms, session, expires))
     }
 
-    fn end_session(&self, now_ms: u64, session: u64) -> BoxFuture<'_, StoreResult<bool>> {
-        self.with(|r| r.end_session(now_ms, session))
+    fn end_session(&self, now_ms: u64, session: u64, pass_expires: u32) -> BoxFuture<'_, StoreResult<bool>> {
+        self.with(|r| r.end_session(now_ms, session, pass_expires))
     }
 
     fn leave(&self, now_ms: u64, ticket: TicketRef) -> BoxFuture<'_, StoreResult<bool>> {
