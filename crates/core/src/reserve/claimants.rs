@@ -119,8 +119,8 @@ impl Claimants {
     pub fn forget(&mut self, user: &str, claim: u64) {
         let (hash, shard) = self.locate(user);
         let table = &mut self.shards[shard];
-        let Ok(entry) = table.find_entry(hash, |e| e.hash == hash && *e.name == *user) else { return };
-        let standing = &mut entry.into_mut().standing;
+        let Ok(mut entry) = table.find_entry(hash, |e| e.hash == hash && *e.name == *user) else { return };
+        let standing = &mut entry.get_mut().standing;
         if standing.first.is_some_and(|(_, id)| id == claim) {
             standing.first = if standing.more.is_empty() { None } else { Some(standing.more.remove(0)) };
         } else {
@@ -130,9 +130,7 @@ impl Claimants {
             standing.more = Vec::new();
         }
         if standing.quantity == 0 && standing.first.is_none() {
-            if let Ok(entry) = table.find_entry(hash, |e| e.hash == hash && *e.name == *user) {
-                entry.remove();
-            }
+            entry.remove();
         }
     }
 

@@ -105,7 +105,7 @@ impl<T> Table<T> {
 
     fn push(&mut self, value: T) {
         match self.chunks.last_mut() {
-            Some(chunk) if self.len % CHUNK != 0 => {
+            Some(chunk) if !self.len.is_multiple_of(CHUNK) => {
                 chunk.slots.push(Some(value));
                 chunk.live += 1;
             }

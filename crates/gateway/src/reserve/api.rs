@@ -89,17 +89,54 @@ impl Target for ReserveTarget {
 }
 
 /// What a claim's body may say. Every field is optional: the user may come from a header, the key from
-/// `Idempotency-Key`, and a claim is for one item by default.
+/// `Idempotency-Key`, and a claim is for one item by default. Public so that the fuzzer reads bodies exactly
+/// as the API does.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ClaimBody {
-    user: Option<String>,
-    quantity: Option<u32>,
+pub struct ClaimBody {
+    pub user: Option<String>,
+    pub quantity: Option<u32>,
     #[serde(default)]
-    units: Vec<String>,
+    pub units: Vec<String>,
     /// Defaults to holding when the inventory holds (the engine decides).
-    hold: Option<bool>,
-    idempotency_key: Option<String>,
+    pub hold: Option<bool>,
+    pub idempotency_key: Option<String>,
+}
+
+impl ClaimBody {
+    /// The body as the API reads it: JSON with only the fields above (an empty body reads as `{}`).
+    pub fn parse(bytes: &[u8]) -> Result<Self, GatewayError> {
+        parse_json(bytes)
+    }
+
+    /// The engine's request, for `user` (already chosen from the header or the body). The key comes from the
+    /// header or the body, which must agree; without either a retry is a new claim.
+    pub fn into_request(
+        self,
+        inventory: &str,
+        user: String,
+        header_key: Option<String>,
+    ) -> Result<ClaimRequest, GatewayError> {
+        let key = match (header_key, self.idempotency_key) {
+            (Some(h), Some(b)) if h != b => {
+                return Err(invalid("the Idempotency-Key header and idempotency_key field differ"));
+            }
+            (Some(k), _) | (None, Some(k)) => k,
+            // Without a key a retry is a new claim; the per-user limit still stops it from taking twice.
+            (None, None) => format!("auto-{:032x}", fastrand::u128(..)),
+        };
+        check_id("idempotency_key", &key)?;
+        let named = u32::try_from(self.units.len()).map_err(|_| invalid("too many units"))?;
+        let quantity = self.quantity.unwrap_or(named.max(1));
+        Ok(ClaimRequest {
+            inventory: inventory.to_string(),
+            user,
+            quantity,
+            units: self.units,
+            hold: self.hold,
+            idempotency_key: key,
+        })
+    }
 }
 
 /// The user field of confirm and cancel bodies.
@@ -133,26 +170,8 @@ impl Call<'_> {
         let header_user = self.header_user()?;
         let query_user = self.query("user");
         let body: ClaimBody = read_json(self.req).await?;
-        let user = pick_user(self.target, header_user, body.user.or(query_user))?;
-        let key = match (header_key, body.idempotency_key) {
-            (Some(h), Some(b)) if h != b => {
-                return Err(invalid("the Idempotency-Key header and idempotency_key field differ"));
-            }
-            (Some(k), _) | (None, Some(k)) => k,
-            // Without a key a retry is a new claim; the per-user limit still stops it from taking twice.
-            (None, None) => format!("auto-{:032x}", fastrand::u128(..)),
-        };
-        check_id("idempotency_key", &key)?;
-        let named = u32::try_from(body.units.len()).map_err(|_| invalid("too many units"))?;
-        let quantity = body.quantity.unwrap_or(named.max(1));
-        let request = ClaimRequest {
-            inventory: inventory.to_string(),
-            user,
-            quantity,
-            units: body.units,
-            hold: body.hold,
-            idempotency_key: key,
-        };
+        let user = pick_user(self.target, header_user, body.user.clone().or(query_user))?;
+        let request = body.into_request(inventory, user, header_key)?;
         let reply = self.handle.claim(&request).await?;
         // A retry is told what the first request was told, whatever happened to the claim since.
         let claim = ClaimParts {
@@ -293,10 +312,14 @@ async fn read_json<T: for<'de> Deserialize<'de> + Default>(req: ProxyRequest) ->
             });
         }
     };
+    parse_json(&bytes)
+}
+
+fn parse_json<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> Result<T, GatewayError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&bytes).map_err(|e| invalid(&format!("the body is not the JSON expected: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| invalid(&format!("the body is not the JSON expected: {e}")))
 }
 
 fn invalid(message: &str) -> GatewayError {
