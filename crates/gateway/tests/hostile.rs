@@ -406,3 +406,41 @@ async fn admin_errors_are_json_too() {
     }
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn clients_that_hang_up_during_the_trial_calls_cannot_keep_the_breaker_open() {
+    let origin = Origin::start("origin").await;
+    let clock = Clock::manual(T0);
+    let cfg = config(&format!(
+        "[upstreams.origin]\naddresses = [\"{}\"]\n[shields.api]\nwindow = \"10 calls\"\nminimum_calls = 5\n\
+         failure_rate = 0.5\nopen_for = \"30s\"\nhalf_open_calls = 2\n\
+         [[routes]]\npath = \"/\"\nupstream = \"origin\"\npolicies = [\"shield:api\"]\n",
+        origin.addr
+    ));
+    let gw = spillway_gateway::start_with_clock(cfg, clock.clone()).await.unwrap();
+    origin.failing.store(true, Ordering::SeqCst);
+    for _ in 0..5 {
+        client().get(url(gw.public_addr, "/flaky")).send().await.unwrap();
+    }
+    origin.failing.store(false, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(31));
+    // Both trial calls go to a request the origin holds, and their clients hang up.
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(gw.public_addr).await.unwrap();
+        stream.write_all(b"GET /hold HTTP/1.1\r\nHost: shop\r\n\r\n").await.unwrap();
+        origin.arrived.notified().await;
+        drop(stream);
+    }
+    // The gateway notices the hang-ups and hands the trial slots back: a third client is let through.
+    let mut answered = None;
+    for _ in 0..200 {
+        let r = client().get(url(gw.public_addr, "/anything")).send().await.unwrap();
+        if r.status() == StatusCode::OK {
+            answered = Some(r.status());
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(answered, Some(StatusCode::OK), "the breaker stayed wedged half-open");
+    gw.shutdown().await;
+}

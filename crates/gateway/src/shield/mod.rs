@@ -258,6 +258,9 @@ impl ShieldPolicy {
                     return h.fallback_or(GatewayError::CircuitOpen { scope: self.scope.clone(), retry_after });
                 }
             };
+            // Handed back if this call is abandoned: a client that disconnects mid-call must not keep a
+            // half-open breaker's trial slot (and the breaker refusing everyone) for ever.
+            let mut permit = Held { handle: h, scope: &self.scope, permit: Some(permit) };
             let started = Instant::now();
             let timeout = h.config.timeout.get();
             let outcome = match tokio::time::timeout(timeout, next.run(request, ctx)).await {
@@ -270,12 +273,14 @@ impl ShieldPolicy {
             if let Err(e) = &outcome
                 && e.is_client_fault()
             {
-                h.with_breaker(&self.scope, |b| b.release(permit));
+                drop(permit);
                 return outcome;
             }
             let failed = h.failed(&outcome);
-            let transition =
-                h.with_breaker(&self.scope, |b| b.record(permit, failed, took.as_millis() as u64, h.clock.now_ms()));
+            let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+            let transition = permit.permit.take().and_then(|permit| {
+                h.with_breaker(&self.scope, |b| b.record(permit, failed, took_ms, h.clock.now_ms()))
+            });
             if let Some(t) = transition {
                 h.metrics.transition(&self.scope, t.to);
             }
@@ -309,6 +314,21 @@ impl ShieldPolicy {
                 }
                 Ok(response) => Ok(response),
             };
+        }
+    }
+}
+
+/// A breaker permit not yet recorded; released if dropped unrecorded (see [`Breaker::release`]).
+struct Held<'a> {
+    handle: &'a ShieldHandle,
+    scope: &'a str,
+    permit: Option<spillway_core::shield::Permit>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.handle.with_breaker(self.scope, |b| b.release(permit));
         }
     }
 }
