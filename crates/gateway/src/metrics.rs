@@ -350,6 +350,12 @@ impl Metrics {
             r.ledger_up.clone(),
         );
         registry.register(
+            "reserve_claims_kept",
+            "Claims held in memory: live ones, and finished ones within reservations.idempotency_retention",
+            r.claims_kept.clone(),
+        );
+        registry.register("reserve_users_kept", "Users with a claim held in memory", r.users_kept.clone());
+        registry.register(
             "reserve_ledger_commit_duration_seconds",
             "Each commit's time, writing and fsync included: the tail shows a disk that stalls",
             r.commit_latency.clone(),
@@ -566,6 +572,8 @@ pub struct ReserveMetrics {
     events: Counter,
     commit_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     ledger_up: Gauge,
+    claims_kept: Gauge,
+    users_kept: Gauge,
     /// Observed by the ledger's writer thread, once per commit.
     commit_latency: Histogram,
     commit_batch: Histogram,
@@ -587,6 +595,8 @@ impl Default for ReserveMetrics {
             events: Counter::default(),
             commit_seconds: Counter::default(),
             ledger_up: Gauge::default(),
+            claims_kept: Gauge::default(),
+            users_kept: Gauge::default(),
             commit_latency: Histogram::new(COMMIT_BUCKETS),
             // 1, 2, 4 … 4096: the writer commits at most 4096 appends at once.
             commit_batch: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 13)),
@@ -596,7 +606,7 @@ impl Default for ReserveMetrics {
 }
 
 /// Every outcome a claim can have: its status, a replay, or an error code.
-const CLAIM_OUTCOMES: [&str; 12] = [
+const CLAIM_OUTCOMES: [&str; 13] = [
     "confirmed",
     "held",
     "waitlisted",
@@ -608,6 +618,7 @@ const CLAIM_OUTCOMES: [&str; 12] = [
     "invalid",
     "not_found",
     "hold_expired",
+    "idempotency_conflict",
     "ledger_unavailable",
 ];
 
@@ -648,6 +659,12 @@ impl ReserveMetrics {
         self.remaining.get_or_create(&labels).set(gauge(counts.remaining()));
         self.held.get_or_create(&labels).set(gauge(counts.held));
         self.waitlisted.get_or_create(&labels).set(gauge(counts.waitlisted));
+    }
+
+    /// What the engine holds in memory: flat under churn once the retention window is full.
+    pub fn kept(&self, claims: usize, users: usize) {
+        self.claims_kept.set(gauge(claims));
+        self.users_kept.set(gauge(users));
     }
 
     pub fn ledger_up(&self, up: bool) {

@@ -177,6 +177,8 @@ async fn endless_claim_and_cancel_churn_keeps_memory_flat() {
         kept.push(reservations.kept());
     }
     assert!(kept.iter().all(|&(claims, users)| claims == 0 && users == 0), "{kept:?}");
+    let text = metrics(gw.admin_addr).await;
+    assert_eq!(metric(&text, "spillway_reserve_claims_kept"), Some(0.0), "{text}");
     gw.shutdown().await;
 }
 

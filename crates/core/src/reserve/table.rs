@@ -35,11 +35,13 @@ pub(super) struct Table<T> {
     chunks: Vec<Chunk<T>>,
     len: usize,
     sparse: FastMap<u64, T>,
+    /// Values held, wherever they are.
+    count: usize,
 }
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
-        Self { chunks: Vec::new(), len: 0, sparse: FastMap::default() }
+        Self { chunks: Vec::new(), len: 0, sparse: FastMap::default(), count: 0 }
     }
 }
 
@@ -65,15 +67,23 @@ impl<T> Table<T> {
         }
     }
 
+    /// Values held.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
     /// Inserts or replaces.
     pub fn insert(&mut self, id: u64, value: T) {
         if let Some((c, s)) = self.slot(id) {
             let chunk = &mut self.chunks[c];
             if chunk.slots[s].replace(value).is_none() {
                 chunk.live += 1;
+                self.count += 1;
             }
         } else if usize::try_from(id).is_ok_and(|i| i == self.len) {
-            self.sparse.remove(&id);
+            if self.sparse.remove(&id).is_none() {
+                self.count += 1;
+            }
             self.push(value);
             // Ids that arrived early join the sequence once it reaches them.
             while !self.sparse.is_empty() {
@@ -82,17 +92,22 @@ impl<T> Table<T> {
                     None => break,
                 }
             }
-        } else {
-            self.sparse.insert(id, value);
+        } else if self.sparse.insert(id, value).is_none() {
+            self.count += 1;
         }
     }
 
     /// Takes a value out, freeing its chunk if little of it is left.
     pub fn remove(&mut self, id: u64) -> Option<T> {
-        let Some((c, s)) = self.slot(id) else { return self.sparse.remove(&id) };
+        let Some((c, s)) = self.slot(id) else {
+            let value = self.sparse.remove(&id);
+            self.count -= usize::from(value.is_some());
+            return value;
+        };
         let chunk = &mut self.chunks[c];
         let value = chunk.slots[s].take()?;
         chunk.live -= 1;
+        self.count -= 1;
         if chunk.slots.len() == CHUNK && chunk.live < EVACUATE_BELOW {
             let base = (c * CHUNK) as u64;
             let slots = std::mem::take(&mut chunk.slots);
@@ -192,6 +207,7 @@ mod tests {
         t.insert(kept[0], 99);
         assert_eq!(t.remove(kept[0]), Some(99));
         assert_eq!(t.values().count(), kept.len() - 1 + (n as usize - CHUNK));
+        assert_eq!(t.count(), t.values().count());
         // The last, partial chunk is never freed, and the sequence goes on after it.
         for id in 2 * CHUNK as u64..n {
             t.remove(id);

@@ -173,6 +173,8 @@ impl ReserveHandle {
     /// Publishes the per-inventory figures and the ledger's counters; called at scrape time.
     pub fn publish(&self) {
         self.metrics.ledger_up(self.service.ledger_failure().is_none());
+        let (claims, users) = self.service.kept();
+        self.metrics.kept(claims, users);
         for (spec, counts) in self.service.inventories() {
             self.metrics.inventory(&spec.id, &counts);
         }

@@ -201,7 +201,7 @@ impl RoomHandle {
     }
 
     fn ticket_ttl(&self) -> u32 {
-        (self.file.queue_grace.get().as_secs() * 2).max(60) as u32
+        u32::try_from(self.file.queue_grace.get().as_secs().saturating_mul(2).max(60)).unwrap_or(u32::MAX)
     }
 
     // === the gate ===
@@ -294,7 +294,7 @@ impl RoomHandle {
                     .as_ref()
                     .is_some_and(|c| c.seq == seq && c.expires.saturating_sub(now) > self.ticket_ttl() / 2);
                 if !fresh {
-                    let expires = now + self.ticket_ttl();
+                    let expires = now.saturating_add(self.ticket_ttl());
                     let ticket = self.keys.sign(&claims(Kind::Ticket, seq, expires));
                     cookies::set(&mut set, ticket_cookie, &ticket, u64::from(self.ticket_ttl()), visitor.secure);
                 }
