@@ -5,6 +5,7 @@
 #   fuzz/run.sh engine token    only those
 #   FUZZ_SECONDS=60 fuzz/run.sh
 #   FUZZ_ARGS="-fork=2 -ignore_crashes=1" fuzz/run.sh engine   extra libFuzzer flags
+#   FUZZ_BUILD="--dev" fuzz/run.sh                             unoptimized build: quicker to build, slower to run
 #
 # The committed corpus in fuzz/corpus/<target>/ is the starting point; inputs the run finds are written to a
 # scratch copy under fuzz/target/, so the committed seeds stay small (add one by hand, or with `cargo fuzz
@@ -18,7 +19,8 @@ cd "$here" || exit 2
 export RUSTC_BOOTSTRAP=1
 seconds="${FUZZ_SECONDS:-600}"
 extra="${FUZZ_ARGS:-}"
-all=(config token engine)
+build="${FUZZ_BUILD:-}"
+all=(config token engine path claim_body)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"
@@ -34,7 +36,8 @@ done
 echo "== building ${targets[*]}"
 build_start=$(date +%s)
 for t in "${targets[@]}"; do
-    cargo fuzz build "$t" || { echo "build of $t failed" >&2; exit 2; }
+    # shellcheck disable=SC2086 # FUZZ_BUILD is a list of flags
+    cargo fuzz build $build "$t" || { echo "build of $t failed" >&2; exit 2; }
 done
 echo "== built in $(( $(date +%s) - build_start )) s"
 
@@ -49,7 +52,7 @@ for t in "${targets[@]}"; do
     before=$(ls "artifacts/$t" | wc -l)
     echo "== $t: ${seconds} s"
     # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
-    cargo fuzz run "$t" "$work" "corpus/$t" -- -max_total_time="$seconds" -print_final_stats=1 $extra \
+    cargo fuzz run $build "$t" "$work" "corpus/$t" -- -max_total_time="$seconds" -print_final_stats=1 $extra \
         >"$log" 2>&1
     rc=$?
     after=$(ls "artifacts/$t" | wc -l)

@@ -104,6 +104,8 @@ enum Command {
     Advance(Q32),
     /// Creates an inventory again: must be refused.
     Recreate(u8),
+    /// Forgets finished claims older than this retention (ms).
+    Compact(Q32),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -215,6 +217,7 @@ fuzz_target!(|input: Input| {
             Command::Confirm(r) => engine.confirm(resolve(*r), now).map_err(|e| e.to_string()),
             Command::Cancel(r) => engine.cancel(resolve(*r), now).map_err(|e| e.to_string()),
             Command::Expire => Ok(engine.expire(now)),
+            Command::Compact(retention) => Ok(engine.compact(now, u64::from(retention.get()))),
             Command::Advance(by) => {
                 now += u64::from(by.get());
                 Ok(Vec::new())
@@ -243,4 +246,5 @@ fuzz_target!(|input: Input| {
         panic!("invariant broken in the replayed engine: {broken}");
     }
     assert_eq!(replayed.state_hash(), engine.state_hash(), "the log does not replay to the same state");
+    assert_eq!(replayed.kept(), engine.kept(), "the log does not forget what the engine forgot");
 });
