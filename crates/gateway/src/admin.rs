@@ -44,52 +44,34 @@ pub fn router(shared: Arc<Shared>) -> Router {
 
 /// Serves the admin listener until `stop`, with the public listener's bounds on slow and idle clients: a
 /// header read timeout, and an idle connection closed after as long.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, stop: tokio::sync::watch::Receiver<bool>) {
     let timeout = shared.runtime.load().config.server.header_read_timeout.get();
     let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeout).keep_alive(true);
     let builder = builder.http1_only();
     let app = router(shared);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut connections = tokio::task::JoinSet::new();
-    let mut accept_log = crate::conn::AcceptLog::default();
-    loop {
-        while connections.try_join_next().is_some() {}
-        tokio::select! {
-            biased;
-            _ = async { stop.wait_for(|stopped| *stopped).await.map(drop) } => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let app = app.clone();
-                    let handler = move |req: hyper::Request<hyper::body::Incoming>| {
-                        let mut app = app.clone();
-                        async move {
-                            let Ok(response) = tower_service::Service::call(&mut app, req).await;
-                            response
-                        }
-                    };
-                    let (builder, watcher) = (builder.clone(), graceful.watcher());
-                    connections.spawn(async move {
-                        crate::conn::serve(stream, &builder, watcher, timeout, peer, handler).await;
-                    });
-                }
-                Err(e) => {
-                    if let Some(failures) = accept_log.failed(tokio::time::Instant::now()) {
-                        tracing::warn!(error = %e, failures, "admin accept failed");
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-            },
+    let handler = move |req: hyper::Request<hyper::body::Incoming>| {
+        let mut app = app.clone();
+        async move {
+            let Ok(response) = tower_service::Service::call(&mut app, req).await;
+            response
         }
-    }
-    drop(listener);
-    // Admin calls are short; whatever is still open after a second is cut off.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), graceful.shutdown()).await;
-    connections.abort_all();
+    };
+    let handler = Arc::new(handler);
+    // Admin calls are short: whatever is still open a second after the stop is cut off.
+    let grace = || std::time::Duration::from_secs(1);
+    crate::conn::accept_until(
+        listener,
+        stop,
+        grace,
+        "admin",
+        || {},
+        |stream, peer, watcher| {
+            let (builder, handler) = (builder.clone(), handler.clone());
+            async move { crate::conn::serve(stream, &builder, watcher, timeout, peer, move |req| handler(req)).await }
+        },
+    )
+    .await;
 }
 
 /// Every error answer in the JSON shape, including those the router makes itself (405 for a known path

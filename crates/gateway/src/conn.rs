@@ -20,12 +20,65 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// At most one "accept failed" line this often.
 pub const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Accepts on `listener` until `stop`, giving each connection to `serve` in a task of its own, then lets them
+/// finish within `grace()` (read at the stop, so a reload's value counts); true if every one did. A failed accept (usually the file-descriptor limit) backs off
+/// 20 ms instead of spinning, calls `failed`, and is logged at most once per [`ACCEPT_LOG_EVERY`].
+pub async fn accept_until<F, Fut>(
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    grace: impl FnOnce() -> Duration,
+    name: &'static str,
+    failed: impl Fn(),
+    mut serve: F,
+) -> bool
+where
+    F: FnMut(TcpStream, std::net::SocketAddr, Watcher) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    // Owned so that connections still open after the grace period can be cut off.
+    let mut connections = tokio::task::JoinSet::new();
+    let mut log = AcceptLog::default();
+    loop {
+        while connections.try_join_next().is_some() {}
+        tokio::select! {
+            biased;
+            _ = async { stop.wait_for(|stopped| *stopped).await.map(drop) } => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(serve(stream, peer, graceful.watcher()));
+                }
+                Err(e) => {
+                    failed();
+                    if let Some(failures) = log.failed(Instant::now()) {
+                        tracing::warn!(listener = name, error = %e, failures, "accept failed; new connections wait in the backlog");
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let grace = grace();
+    let open = graceful.count();
+    tokio::select! {
+        () = graceful.shutdown() => true,
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(listener = name, connections = open, grace = %humantime::format_duration(grace), "grace period over; closing connections with requests in flight");
+            connections.abort_all();
+            false
+        }
+    }
+}
 
 /// Serves `io` with `handler` until the client is done, the server drains, or nothing has been in flight for
 /// `idle`.

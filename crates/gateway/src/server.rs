@@ -10,7 +10,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::Watcher;
 use spillway_config::{Config, ConfigError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -250,43 +250,15 @@ impl Handle {
 // === serving ===
 
 /// Accepts until told to stop, then drains within `server.shutdown_grace`; true if every connection finished.
-pub(crate) async fn serve_public(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> bool {
-    let graceful = GracefulShutdown::new();
-    // Owned so that connections still open after the grace period can be cut off.
-    let mut connections = tokio::task::JoinSet::new();
-    let mut accept_log = crate::conn::AcceptLog::default();
-    loop {
-        while connections.try_join_next().is_some() {}
-        tokio::select! {
-            biased;
-            _ = async { stop.wait_for(|stopped| *stopped).await.map(drop) } => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(stream, peer, shared.clone(), graceful.watcher()));
-                }
-                Err(e) => {
-                    // Usually out of file descriptors: back off briefly instead of spinning, and say so once
-                    // in a while instead of once per refused connection.
-                    shared.metrics.accept_failed();
-                    if let Some(failures) = accept_log.failed(Instant::now()) {
-                        tracing::warn!(error = %e, failures, "accept failed; new connections wait in the backlog");
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            },
-        }
-    }
-    drop(listener);
-    let grace = shared.runtime.load().config.server.shutdown_grace.get();
-    let open = graceful.count();
-    tokio::select! {
-        () = graceful.shutdown() => true,
-        () = tokio::time::sleep(grace) => {
-            tracing::warn!(connections = open, grace = %humantime::format_duration(grace), "grace period over; closing connections with requests in flight");
-            connections.abort_all();
-            false
-        }
-    }
+pub(crate) async fn serve_public(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) -> bool {
+    let config = shared.clone();
+    let grace = move || config.runtime.load().config.server.shutdown_grace.get();
+    let metrics = shared.metrics.clone();
+    let failed = move || metrics.accept_failed();
+    crate::conn::accept_until(listener, stop, grace, "public", failed, |stream, peer, watcher| {
+        serve_connection(stream, peer, shared.clone(), watcher)
+    })
+    .await
 }
 
 /// What every request on one client connection shares.
