@@ -229,3 +229,33 @@ async fn memory_stays_bounded_at_many_times_the_origins_capacity() {
         assert_eq!(status, 200, "{body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_file_descriptor_limit_accept_failures_are_logged_once_per_period() {
+    // The gateway runs with 64 file descriptors; 150 idle connections take them all, and the rest wait in the
+    // kernel's backlog while every accept fails. One line for the first failure, then one per 10 s with the
+    // count: a line per refused accept would itself be an outage.
+    let origin = Origin::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spillway.toml");
+    // Idle connections would otherwise be closed (and their descriptors freed) after the default 10 s.
+    write_config(&path, &route_to(&origin, "a"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("[server]\n", "[server]\nheader_read_timeout = \"5m\"\n", 1)).unwrap();
+    let script = "ulimit -n 64 && exec \"$0\" serve --workers 1 --config \"$1\"";
+    let (mut gw, listening) = Spillway::start("sh", &["-c", script, BIN, path.to_str().unwrap()], "listening").await;
+    let public: std::net::SocketAddr = listening["public"].as_str().unwrap().parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..150 {
+        held.push(tokio::net::TcpStream::connect(public).await.unwrap());
+    }
+    let first = gw.log("accept failed; new connections wait in the backlog").await;
+    assert_eq!(first["failures"], 1, "{first}");
+    let second = gw.log("accept failed; new connections wait in the backlog").await;
+    let counted = second["failures"].as_u64().unwrap();
+    assert!(counted >= 50, "one line for many failures, not one each: {second}");
+    // Once connections close, the backlog is served again.
+    drop(held);
+    let r = client().get(format!("http://{public}/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
