@@ -23,8 +23,9 @@ const SHARDS: usize = 64;
 /// A user's standing on one inventory.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Claimant {
-    /// Quantity in active claims, for the per-user limit.
-    pub quantity: u32,
+    /// Quantity in active claims, for the per-user limit. Wider than one claim's: without a limit, a user's
+    /// claims on a large stock may add up past `u32`.
+    pub quantity: u64,
     /// Every claim made, oldest first, as (fingerprint of its idempotency key, claim id). The fingerprint
     /// lets a new key be told apart without reading the claims it does not match; a match is confirmed on the
     /// claim itself. Most users make one claim, so the first is kept inline and needs no allocation.
@@ -90,7 +91,7 @@ impl Claimants {
         self.entry(user).map(|e| (&e.name, &e.standing))
     }
 
-    pub fn quantity(&self, user: &str) -> u32 {
+    pub fn quantity(&self, user: &str) -> u64 {
         self.get(user).map_or(0, |c| c.quantity)
     }
 
@@ -102,7 +103,7 @@ impl Claimants {
             .entry(hash, |e| e.hash == hash && e.name == *user, |e| e.hash)
             .or_insert_with(|| Entry { hash, name: user.clone(), standing: Claimant::default() })
             .into_mut();
-        entry.standing.quantity = entry.standing.quantity.saturating_add(quantity);
+        entry.standing.quantity = entry.standing.quantity.saturating_add(u64::from(quantity));
         entry.standing.record(fingerprint, claim);
         entry.name.clone()
     }
@@ -111,7 +112,7 @@ impl Claimants {
     pub fn release(&mut self, user: &str, quantity: u32) {
         let (hash, shard) = self.locate(user);
         if let Some(entry) = self.shards[shard].find_mut(hash, |e| e.hash == hash && *e.name == *user) {
-            entry.standing.quantity = entry.standing.quantity.saturating_sub(quantity);
+            entry.standing.quantity = entry.standing.quantity.saturating_sub(u64::from(quantity));
         }
     }
 
@@ -144,7 +145,7 @@ impl Claimants {
     }
 
     /// Users whose active claims hold something, with the quantity counted for them.
-    pub fn holding(&self) -> impl Iterator<Item = (&str, u32)> {
+    pub fn holding(&self) -> impl Iterator<Item = (&str, u64)> {
         self.entries().filter(|e| e.standing.quantity > 0).map(|e| (&*e.name, e.standing.quantity))
     }
 
@@ -168,12 +169,12 @@ mod tests {
         #[test]
         fn behaves_as_one_map(ops in proptest::collection::vec(("[a-e]{1,3}", 0u32..3, any::<bool>()), 1..200)) {
             let mut claimants = Claimants::default();
-            let mut model: HashMap<String, u32> = HashMap::new();
+            let mut model: HashMap<String, u64> = HashMap::new();
             for (i, (user, quantity, release)) in ops.iter().enumerate() {
                 if *release {
                     claimants.release(user, *quantity);
                     if let Some(q) = model.get_mut(user) {
-                        *q = q.saturating_sub(*quantity);
+                        *q = q.saturating_sub(u64::from(*quantity));
                     }
                 } else {
                     let first = claimants.get_key_value(user).map(|(name, _)| name.clone());
@@ -182,16 +183,16 @@ mod tests {
                     if let Some(first) = first {
                         prop_assert!(Arc::ptr_eq(&first, &name), "stored once");
                     }
-                    *model.entry(user.clone()).or_default() += quantity;
+                    *model.entry(user.clone()).or_default() += u64::from(*quantity);
                 }
             }
             for (user, q) in &model {
                 prop_assert_eq!(claimants.quantity(user), *q);
             }
             prop_assert_eq!(claimants.quantity("absent"), 0);
-            let mut holding: Vec<(String, u32)> = claimants.holding().map(|(u, q)| (u.to_string(), q)).collect();
+            let mut holding: Vec<(String, u64)> = claimants.holding().map(|(u, q)| (u.to_string(), q)).collect();
             holding.sort();
-            let mut expected: Vec<(String, u32)> = model.into_iter().filter(|(_, q)| *q > 0).collect();
+            let mut expected: Vec<(String, u64)> = model.into_iter().filter(|(_, q)| *q > 0).collect();
             expected.sort();
             prop_assert_eq!(holding, expected);
         }

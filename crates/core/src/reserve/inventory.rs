@@ -227,12 +227,12 @@ impl Inventory {
         if taken > self.spec.capacity() {
             return Err(format!("{}: oversold: {taken} of {}", self.spec.id, self.spec.capacity()));
         }
-        let mut per_user: HashMap<&str, u32> = HashMap::new();
+        let mut per_user: HashMap<&str, u64> = HashMap::new();
         for c in mine().filter(|c| c.status.active()) {
-            *per_user.entry(&*c.user).or_insert(0) += c.quantity;
+            *per_user.entry(&*c.user).or_insert(0) += u64::from(c.quantity);
         }
         if let Some(limit) = self.spec.per_user_limit
-            && let Some((user, q)) = per_user.iter().find(|(_, q)| **q > limit)
+            && let Some((user, q)) = per_user.iter().find(|(_, q)| **q > u64::from(limit))
         {
             return Err(format!("{}: user {user} has {q}, limit {limit}", self.spec.id));
         }

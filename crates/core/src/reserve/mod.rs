@@ -209,7 +209,7 @@ impl Engine {
             return Err(ClaimError::Invalid("name one unit per item claimed, or none".into()));
         }
         if let Some(limit) = inv.spec.per_user_limit
-            && standing.map_or(0, |(_, s)| s.quantity).checked_add(req.quantity).is_none_or(|q| q > limit)
+            && standing.map_or(0, |(_, s)| s.quantity).saturating_add(u64::from(req.quantity)) > u64::from(limit)
         {
             return Err(ClaimError::LimitReached(limit));
         }

@@ -182,6 +182,20 @@ fn a_quantity_at_the_edge_of_u32_cannot_wrap_the_per_user_count() {
 }
 
 #[test]
+fn without_a_limit_one_users_claims_may_add_up_past_u32() {
+    // Found by the engine fuzzer: the per-user count was a u32 and saturated, so the counts disagreed.
+    let mut e = Engine::default();
+    e.create_inventory(InventorySpec { per_user_limit: None, ..coupons(u64::MAX, false) }).expect("created");
+    for key in ["k1", "k2", "k3"] {
+        assert!(e.claim(&req("coupons", "whale", u32::MAX, key), 0).is_ok());
+    }
+    e.check_invariants().expect("invariants");
+    let first = e.claims_of("coupons", "whale")[0].id;
+    e.cancel(first, 1).expect("cancel");
+    e.check_invariants().expect("invariants");
+}
+
+#[test]
 fn more_than_the_whole_stock_is_invalid_instead_of_waiting_forever() {
     let mut e = Engine::default();
     e.create_inventory(InventorySpec { per_user_limit: None, ..coupons(3, true) }).expect("created");
