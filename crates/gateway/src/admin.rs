@@ -50,14 +50,6 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, stop:
     builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeout).keep_alive(true);
     let builder = builder.http1_only();
     let app = router(shared);
-    let handler = move |req: hyper::Request<hyper::body::Incoming>| {
-        let mut app = app.clone();
-        async move {
-            let Ok(response) = tower_service::Service::call(&mut app, req).await;
-            response
-        }
-    };
-    let handler = Arc::new(handler);
     // Admin calls are short: whatever is still open a second after the stop is cut off.
     let grace = || std::time::Duration::from_secs(1);
     crate::conn::accept_until(
@@ -67,8 +59,16 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, stop:
         "admin",
         || {},
         |stream, peer, watcher| {
-            let (builder, handler) = (builder.clone(), handler.clone());
-            async move { crate::conn::serve(stream, &builder, watcher, timeout, peer, move |req| handler(req)).await }
+            let (builder, app) = (builder.clone(), app.clone());
+            // The router is a cheap handle: each request calls its own copy.
+            let handler = move |req: hyper::Request<hyper::body::Incoming>| {
+                let mut app = app.clone();
+                async move {
+                    let Ok(response) = tower_service::Service::call(&mut app, req).await;
+                    response
+                }
+            };
+            async move { crate::conn::serve(stream, &builder, watcher, timeout, peer, handler).await }
         },
     )
     .await;

@@ -30,8 +30,9 @@ use tokio::time::Instant;
 pub const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Accepts on `listener` until `stop`, giving each connection to `serve` in a task of its own, then lets them
-/// finish within `grace()` (read at the stop, so a reload's value counts); true if every one did. A failed accept (usually the file-descriptor limit) backs off
-/// 20 ms instead of spinning, calls `failed`, and is logged at most once per [`ACCEPT_LOG_EVERY`].
+/// finish within `grace()` (read at the stop, so a reload's value counts); true if every one did. A failed
+/// accept (usually the file-descriptor limit) backs off 20 ms instead of spinning, calls `failed`, and is
+/// logged at most once per [`ACCEPT_LOG_EVERY`].
 pub async fn accept_until<F, Fut>(
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
@@ -99,11 +100,10 @@ pub async fn serve<I, F, Fut, B>(
 {
     let activity = Arc::new(Activity::new());
     let counted = activity.clone();
-    let handler = Arc::new(handler);
     let service = service_fn(move |req| {
         let guard = InFlight::start(&counted);
-        let handler = handler.clone();
-        async move { Ok::<_, std::convert::Infallible>(handler(req).await.map(|body| Counted { body, _guard: guard })) }
+        let response = handler(req);
+        async move { Ok::<_, std::convert::Infallible>(response.await.map(|body| Counted { body, _guard: guard })) }
     });
     let connection = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
     tokio::pin!(connection);

@@ -18,11 +18,18 @@ use tokio::net::TcpStream;
 const T0: u64 = 1_800_000_000_000;
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
-fn reserve_config(ledger: &Path, inventories: &str, extra: &str) -> spillway_config::Config {
+fn reserve_config(ledger: &Path, inventories: &str) -> spillway_config::Config {
     config(&format!(
-        "{extra}\n[reservations]\nledger = \"{}\"\n{inventories}\n[[routes]]\npath = \"/api\"\ntarget = \"reservations\"\n",
+        "[reservations]\nledger = \"{}\"\n{inventories}\n[[routes]]\npath = \"/api\"\ntarget = \"reservations\"\n",
         ledger.display()
     ))
+}
+
+/// A gateway serving the reservation API with `inventories`, on a fresh ledger (kept while the dir lives).
+async fn reservations(inventories: &str) -> (tempfile::TempDir, Handle) {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = spillway_gateway::start(reserve_config(&dir.path().join("l.db"), inventories)).await.unwrap();
+    (dir, gw)
 }
 
 async fn claim(gw: &Handle, inventory: &str, body: Value) -> (StatusCode, Value) {
@@ -60,13 +67,13 @@ async fn a_second_server_cannot_open_the_ledger_through_a_symlink_or_a_hard_link
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("ledger.db");
     let inv = "[inventories.drop]\nstock = 10\n";
-    let first = spillway_gateway::start(reserve_config(&ledger, inv, "")).await.unwrap();
+    let first = spillway_gateway::start(reserve_config(&ledger, inv)).await.unwrap();
     let symlink = dir.path().join("other-name.db");
     std::os::unix::fs::symlink(&ledger, &symlink).unwrap();
     let hard_link = dir.path().join("hard-link.db");
     std::fs::hard_link(&ledger, &hard_link).unwrap();
     for path in [&symlink, &hard_link] {
-        let err = spillway_gateway::start(reserve_config(path, inv, "")).await.expect_err("second server refused");
+        let err = spillway_gateway::start(reserve_config(path, inv)).await.expect_err("second server refused");
         assert!(err.to_string().contains("another process has this ledger open"), "{}: {err}", path.display());
     }
     assert_eq!(claim(&first, "drop", json!({"user": "a"})).await.0, StatusCode::CREATED);
@@ -78,9 +85,8 @@ async fn a_second_server_cannot_open_the_ledger_through_a_symlink_or_a_hard_link
 
 #[tokio::test]
 async fn quantities_at_the_edge_of_u32_cannot_pass_the_per_user_limit_or_block_the_line() {
-    let dir = tempfile::tempdir().unwrap();
     let inv = "[inventories.drop]\nstock = 10\nper_user_limit = 5\nwaitlist = true\n";
-    let gw = spillway_gateway::start(reserve_config(&dir.path().join("l.db"), inv, "")).await.unwrap();
+    let (_dir, gw) = reservations(inv).await;
     assert_eq!(claim(&gw, "drop", json!({"user": "bot", "quantity": 1})).await.0, StatusCode::CREATED);
     for quantity in [u64::from(u32::MAX), u64::from(u32::MAX) - 1, 11] {
         let (status, body) = claim(&gw, "drop", json!({"user": "bot", "quantity": quantity})).await;
@@ -100,9 +106,8 @@ async fn quantities_at_the_edge_of_u32_cannot_pass_the_per_user_limit_or_block_t
 
 #[tokio::test]
 async fn a_seat_named_ten_times_is_invalid() {
-    let dir = tempfile::tempdir().unwrap();
     let inv = "[inventories.hall]\nunits = [\"S-1..10\"]\n";
-    let gw = spillway_gateway::start(reserve_config(&dir.path().join("l.db"), inv, "")).await.unwrap();
+    let (_dir, gw) = reservations(inv).await;
     let (status, body) = claim(&gw, "hall", json!({"user": "bot", "units": vec!["S-1"; 10]})).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid")), "{body}");
     assert_eq!(inventory(&gw, "hall").await["remaining"], 10);
@@ -114,9 +119,8 @@ async fn a_seat_named_ten_times_is_invalid() {
 
 #[tokio::test]
 async fn a_newcomer_is_not_served_while_an_earlier_claim_waits() {
-    let dir = tempfile::tempdir().unwrap();
     let inv = "[inventories.drop]\nstock = 3\nwaitlist = true\n";
-    let gw = spillway_gateway::start(reserve_config(&dir.path().join("l.db"), inv, "")).await.unwrap();
+    let (_dir, gw) = reservations(inv).await;
     assert_eq!(claim(&gw, "drop", json!({"user": "a", "quantity": 2})).await.0, StatusCode::CREATED);
     let (_, c) = claim(&gw, "drop", json!({"user": "c", "quantity": 1})).await;
     let (status, b) = claim(&gw, "drop", json!({"user": "b", "quantity": 2})).await;
@@ -133,9 +137,8 @@ async fn a_newcomer_is_not_served_while_an_earlier_claim_waits() {
 
 #[tokio::test]
 async fn a_replay_returns_what_was_stored_and_an_edited_one_is_a_conflict() {
-    let dir = tempfile::tempdir().unwrap();
     let inv = "[inventories.drop]\nstock = 10\nper_user_limit = 5\n";
-    let gw = spillway_gateway::start(reserve_config(&dir.path().join("l.db"), inv, "")).await.unwrap();
+    let (_dir, gw) = reservations(inv).await;
     let first = json!({"user": "a", "quantity": 2, "idempotency_key": "k-1"});
     let (status, stored) = claim(&gw, "drop", first.clone()).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -156,8 +159,7 @@ async fn endless_claim_and_cancel_churn_keeps_memory_flat() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let inv = "[inventories.drop]\nstock = 100\nper_user_limit = 5\n";
-    let cfg = reserve_config(&dir.path().join("l.db"), inv, "").clone();
-    let mut cfg = cfg;
+    let mut cfg = reserve_config(&dir.path().join("l.db"), inv);
     cfg.reservations.idempotency_retention = spillway_config::Seconds::secs(60);
     let gw = spillway_gateway::start_with_clock(cfg, clock.clone()).await.unwrap();
     let reservations = gw.runtime().reservations.clone().unwrap();
@@ -171,6 +173,11 @@ async fn endless_claim_and_cancel_churn_keeps_memory_flat() {
             let user = format!("u{}", i % 5);
             assert_eq!(post(&gw, &format!("/api/claims/{id}/cancel"), json!({ "user": user })).await.0, StatusCode::OK);
         }
+        // Within the window every finished claim is kept, and the gauge says how many.
+        let within = reservations.kept().0;
+        assert!(within >= n, "{within} kept after {n} cycles");
+        let gauge = metric(&metrics(gw.admin_addr).await, "spillway_reserve_claims_kept");
+        assert_eq!(gauge, Some(within as f64));
         // Past the retention window, the ticker's next pass forgets every finished claim.
         clock.advance(Duration::from_secs(61));
         reservations.tick().await.unwrap();
