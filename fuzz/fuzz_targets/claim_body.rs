@@ -32,9 +32,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut e = engine();
+    let entropy = spillway_gateway::Entropy::seeded(0);
     for inventory in ["drop", "hall"] {
         let Ok(body) = ClaimBody::parse(data) else { return };
-        let Ok(request) = body.into_request(inventory, user.clone(), Some("k".into())) else { continue };
+        let Ok(request) = body.into_request(inventory, user.clone(), Some("k".into()), &entropy) else { continue };
         let first = e.claim(&request, 1_000);
         if let Err(broken) = e.check_invariants() {
             panic!("{broken} after {request:?} -> {first:?}");

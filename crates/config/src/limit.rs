@@ -41,6 +41,9 @@ pub struct LimitConfig {
     /// Several bands, all of which must pass (10/s with a burst of 20, and 1000/day).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bands: Vec<BandConfig>,
+    /// When the limit's store cannot answer: `closed` (503, the default) or `open` (let the request through).
+    #[serde(default)]
+    pub on_store_error: crate::OnStoreError,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -48,6 +48,9 @@ pub struct RoomConfig {
     /// An HTML file to use instead of the built-in page, relative to the config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_template: Option<PathBuf>,
+    /// When the room's store cannot answer: `closed` (503, the default) or `open` (let the request through).
+    #[serde(default)]
+    pub on_store_error: crate::OnStoreError,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

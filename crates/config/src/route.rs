@@ -42,10 +42,79 @@ fn default_path() -> String {
     "/".to_string()
 }
 
+/// Every kind of policy a route can name. One arm per policy: adding a policy adds an arm here, and the
+/// compiler then points at every match that must learn it (the config's section, the gateway's module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PolicyKind {
+    Room,
+    Limit,
+    Shield,
+    Cache,
+}
+
+impl PolicyKind {
+    /// In build order: a limit may key on a room, so rooms come first.
+    pub const ALL: [Self; 4] = [Self::Room, Self::Limit, Self::Shield, Self::Cache];
+
+    /// The word before the colon in `kind:name`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Room => "room",
+            Self::Limit => "limit",
+            Self::Shield => "shield",
+            Self::Cache => "cache",
+        }
+    }
+
+    /// The config section its names refer to (`[rooms.NAME]`).
+    pub fn section(self) -> &'static str {
+        match self {
+            Self::Room => "rooms",
+            Self::Limit => "limits",
+            Self::Shield => "shields",
+            Self::Cache => "caches",
+        }
+    }
+
+    /// The names configured for this kind, in order.
+    pub fn names(self, config: &crate::Config) -> Vec<&str> {
+        fn keys<V>(m: &std::collections::BTreeMap<String, V>) -> Vec<&str> {
+            m.keys().map(String::as_str).collect()
+        }
+        match self {
+            Self::Room => keys(&config.rooms),
+            Self::Limit => keys(&config.limits),
+            Self::Shield => keys(&config.shields),
+            Self::Cache => keys(&config.caches),
+        }
+    }
+
+    /// Whether a route may pass through at most one of this kind: a client holds one place in line at a time.
+    pub fn once_per_route(self) -> bool {
+        self == Self::Room
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PolicyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            let known = Self::ALL.map(Self::as_str).join(", ");
+            format!("unknown policy kind {s:?} (known kinds: {known})")
+        })
+    }
+}
+
 /// A reference to a configured policy: its kind and the name of its section.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PolicyRef {
-    pub kind: String,
+    pub kind: PolicyKind,
     pub name: String,
 }
 
@@ -54,7 +123,7 @@ impl FromStr for PolicyRef {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.split_once(':') {
             Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {
-                Ok(Self { kind: kind.to_string(), name: name.to_string() })
+                Ok(Self { kind: kind.parse()?, name: name.to_string() })
             }
             _ => Err(format!("invalid policy {s:?}: write it as \"kind:name\", for example \"limit:per_ip\"")),
         }

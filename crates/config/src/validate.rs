@@ -8,11 +8,6 @@ use crate::{
     ShieldConfig, UpstreamConfig,
 };
 
-/// Policy kinds this build knows, each with the section its names refer to. Each policy capability adds its
-/// line here and its section to [`Config`].
-const POLICY_KINDS: &[(&str, &str)] =
-    &[("room", "rooms"), ("limit", "limits"), ("shield", "shields"), ("cache", "caches")];
-
 /// Most requests an exact sliding log may count per key: it keeps one timestamp per request.
 const MAX_LOG_LIMIT: u64 = 10_000;
 
@@ -455,27 +450,14 @@ fn routes(config: &Config) -> Result<(), ConfigError> {
         let mut kinds = HashSet::new();
         for (p, policy) in route.policies.iter().enumerate() {
             let key = format!("routes[{i}].policies[{p}]");
-            let Some(&(_, section)) = POLICY_KINDS.iter().find(|(kind, _)| *kind == policy.kind) else {
-                let known = POLICY_KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ");
-                return Err(ConfigError::invalid(
-                    key,
-                    format!("unknown policy kind {:?} (known kinds: {known})", policy.kind),
-                ));
-            };
-            let names: Vec<&str> = match section {
-                "rooms" => config.rooms.keys().map(String::as_str).collect(),
-                "limits" => config.limits.keys().map(String::as_str).collect(),
-                "shields" => config.shields.keys().map(String::as_str).collect(),
-                "caches" => config.caches.keys().map(String::as_str).collect(),
-                _ => Vec::new(),
-            };
+            let (section, names) = (policy.kind.section(), policy.kind.names(config));
             if !names.contains(&policy.name.as_str()) {
                 let hint = closest(&policy.name, names.iter().copied())
                     .map(|c| format!("; did you mean {c:?}?"))
                     .unwrap_or_default();
                 return Err(ConfigError::invalid(key, format!("no {section}.{}{hint}", policy.name)));
             }
-            if policy.kind == "room" && !kinds.insert("room") {
+            if policy.kind.once_per_route() && !kinds.insert(policy.kind) {
                 return Err(ConfigError::invalid(key, "a route passes through at most one room"));
             }
         }

@@ -1,38 +1,28 @@
-//! The admin listener: metrics, health, readiness, and the admin API for rooms. Bearer token required for
-//! everything but `/healthz`, which a liveness probe must reach without credentials.
-//!
-//! Rooms: `GET /rooms`, `GET /rooms/NAME`, `PATCH /rooms/NAME` (`new_users_per_minute`,
-//! `total_active_users`), `POST /rooms/NAME/pause`, `/resume`, `/reset`.
-//!
-//! Inventories: `GET /inventories`, `GET /inventories/ID`, `POST /inventories/ID` (body: the keys of
-//! `[inventories.NAME]` as JSON).
+//! The admin listener: metrics, health and readiness, plus each component's own admin API (rooms in
+//! `room/admin.rs`, inventories in `reserve/admin.rs`), all behind a bearer token except `/healthz`, which a
+//! liveness probe must reach without credentials.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use spillway_config::InventoryConfig;
-use spillway_core::room::{Phase as RoomPhase, Queueing, Snapshot};
+use axum::routing::get;
+use spillway_config::PolicyKind;
 
+use crate::component::module;
 use crate::lifecycle::Phase;
-use crate::reserve::{ReserveHandle, inventory_json, spec_from_config};
-use crate::room::{Change, RoomHandle};
 use crate::server::Shared;
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    let protected = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/readyz", get(readyz))
-        .route("/rooms", get(list_rooms))
-        .route("/rooms/{name}", get(show_room).patch(change_room))
-        .route("/rooms/{name}/{action}", post(room_action))
-        .route("/inventories", get(list_inventories))
-        .route("/inventories/{id}", get(show_inventory).post(create_inventory))
+    let mut protected = Router::new().route("/metrics", get(metrics)).route("/readyz", get(readyz));
+    for kind in PolicyKind::ALL {
+        protected = protected.merge(module(kind).admin());
+    }
+    let protected = protected
+        .merge(crate::reserve::admin::routes())
         .layer(middleware::from_fn_with_state(shared.clone(), require_token));
     Router::new()
         .route("/healthz", get(healthz))
@@ -114,28 +104,18 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     json(status, serde_json::json!({ "status": phase.as_str() }))
 }
 
-/// The answer both health checks give once the reservation ledger has stopped writing.
+/// The answer both health checks give once a component has failed in a way only a restart mends (the
+/// reservation ledger stopped writing).
 fn ledger_failed(shared: &Shared) -> Option<Response> {
-    let error = shared.runtime.load().reservations.as_ref().and_then(|r| r.ledger_failure())?;
+    let error = shared.runtime.load().components().find_map(|c| c.failure())?;
     Some(json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "status": "ledger_failed", "error": error })))
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    // Rooms publish their figures at scrape time too, so a scrape never shows a second-old line.
-    for room in shared.runtime.load_full().rooms.values() {
-        if let Err(e) = room.tick(true).await {
-            tracing::warn!(room = %room.name, error = %e, "cannot read the room's figures");
-        }
-    }
+    // Every component publishes at scrape time too, so a scrape never shows a second-old figure.
     let runtime = shared.runtime.load_full();
-    if let Some(reservations) = &runtime.reservations {
-        reservations.publish();
-    }
-    for shield in runtime.shields.values() {
-        shield.publish();
-    }
-    for cache in runtime.caches.values() {
-        cache.publish();
+    for component in runtime.components() {
+        component.publish().await;
     }
     let mut response = shared.metrics.encode().into_response();
     response.headers_mut().insert(
@@ -143,180 +123,6 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     response
-}
-
-// === rooms ===
-
-async fn list_rooms(State(shared): State<Arc<Shared>>) -> Response {
-    let runtime = shared.runtime.load_full();
-    let mut rooms = Vec::new();
-    for room in runtime.rooms.values() {
-        match room.snapshot().await {
-            Ok(snapshot) => rooms.push(room_json(room, &snapshot)),
-            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "room_unavailable", &e.to_string()),
-        }
-    }
-    json(StatusCode::OK, serde_json::json!({ "rooms": rooms }))
-}
-
-async fn show_room(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
-    let runtime = shared.runtime.load_full();
-    let Some(room) = runtime.rooms.get(&name) else { return unknown_room(&name) };
-    respond_with_room(room).await
-}
-
-async fn change_room(State(shared): State<Arc<Shared>>, Path(name): Path<String>, body: Bytes) -> Response {
-    let runtime = shared.runtime.load_full();
-    let Some(room) = runtime.rooms.get(&name) else { return unknown_room(&name) };
-    let change: Change = match serde_json::from_slice(&body) {
-        Ok(c) => c,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_body", &format!("{e}")),
-    };
-    if change.new_users_per_minute == Some(0) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "new_users_per_minute: must be at least 1 (pause the room to stop admissions)",
-        );
-    }
-    if change.total_active_users == Some(Some(0)) {
-        return error(StatusCode::BAD_REQUEST, "invalid_body", "total_active_users: must be at least 1, or null");
-    }
-    if let Err(e) = room.change(change).await {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "room_unavailable", &e.to_string());
-    }
-    tracing::info!(room = %name, "room settings changed through the admin API");
-    respond_with_room(room).await
-}
-
-async fn room_action(State(shared): State<Arc<Shared>>, Path((name, action)): Path<(String, String)>) -> Response {
-    let runtime = shared.runtime.load_full();
-    let Some(room) = runtime.rooms.get(&name) else { return unknown_room(&name) };
-    let done = match action.as_str() {
-        "pause" => room.pause().await,
-        "resume" => room.resume().await,
-        "reset" => room.reset().await,
-        _ => return error(StatusCode::NOT_FOUND, "not_found", "room actions are pause, resume and reset"),
-    };
-    if let Err(e) = done {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "room_unavailable", &e.to_string());
-    }
-    tracing::info!(room = %name, action, "room action through the admin API");
-    respond_with_room(room).await
-}
-
-// === inventories ===
-
-fn reservations(shared: &Shared) -> Option<Arc<ReserveHandle>> {
-    shared.runtime.load().reservations.clone()
-}
-
-fn reservations_off() -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        "reservations_unavailable",
-        "the reservation engine is off: add a route with target = \"reservations\" or an [inventories.NAME]",
-    )
-}
-
-async fn list_inventories(State(shared): State<Arc<Shared>>) -> Response {
-    let Some(r) = reservations(&shared) else { return reservations_off() };
-    let now = r.now_ms();
-    let all: Vec<_> = r.inventories().iter().map(|(spec, counts)| inventory_json(spec, counts, now)).collect();
-    json(StatusCode::OK, serde_json::json!({ "inventories": all, "ledger": r.ledger_path().display().to_string() }))
-}
-
-async fn show_inventory(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    let Some(r) = reservations(&shared) else { return reservations_off() };
-    match r.inventory(&id) {
-        Some((spec, counts)) => json(StatusCode::OK, inventory_json(&spec, &counts, r.now_ms())),
-        None => error(StatusCode::NOT_FOUND, "not_found", &format!("no inventory named {id:?}")),
-    }
-}
-
-/// The body is `[inventories.NAME]`'s keys as JSON: `{"stock": 1000, "per_user_limit": 1}`.
-async fn create_inventory(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
-    let Some(r) = reservations(&shared) else { return reservations_off() };
-    let config: InventoryConfig = match serde_json::from_slice(&body) {
-        Ok(c) => c,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_body", &e.to_string()),
-    };
-    let spec = match spec_from_config(&id, &config) {
-        Ok(spec) => spec,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_body", &e),
-    };
-    if r.inventory(&id).is_some() {
-        return error(StatusCode::CONFLICT, "inventory_exists", &format!("inventory {id:?} exists"));
-    }
-    if let Err(e) = r.create_inventory(spec).await {
-        let e = crate::GatewayError::from(e);
-        return error(e.status(), e.code(), &e.public_message());
-    }
-    tracing::info!(inventory = %id, "inventory created through the admin API");
-    match r.inventory(&id) {
-        Some((spec, counts)) => json(StatusCode::CREATED, inventory_json(&spec, &counts, r.now_ms())),
-        None => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the inventory vanished"),
-    }
-}
-
-async fn respond_with_room(room: &RoomHandle) -> Response {
-    match room.snapshot().await {
-        Ok(snapshot) => json(StatusCode::OK, room_json(room, &snapshot)),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "room_unavailable", &e.to_string()),
-    }
-}
-
-fn unknown_room(name: &str) -> Response {
-    error(StatusCode::NOT_FOUND, "unknown_room", &format!("no room named {name:?}"))
-}
-
-fn room_json(room: &RoomHandle, s: &Snapshot) -> serde_json::Value {
-    let state = match (s.phase, s.paused, s.settings.queueing) {
-        (RoomPhase::Ended, ..) => "closed",
-        (RoomPhase::NotOpen, ..) => "not_open",
-        (_, true, _) => "paused",
-        (RoomPhase::Prequeue, ..) => "prequeue",
-        (_, _, Queueing::Reject) => "rejecting",
-        (_, _, Queueing::Passthrough) => "passthrough",
-        _ => "open",
-    };
-    let settings = &s.settings;
-    serde_json::json!({
-        "name": &*room.name,
-        "state": state,
-        "generation": s.generation,
-        "waiting": s.waiting,
-        "active_sessions": s.active_sessions,
-        "unclaimed": s.unclaimed,
-        "estimated_per_minute": (s.estimated_per_minute * 10.0).round() / 10.0,
-        "measured_per_minute": s.measured_per_minute.map(|r| (r * 10.0).round() / 10.0),
-        "settings": {
-            "new_users_per_minute": settings.new_users_per_minute,
-            "queueing": format!("{:?}", settings.queueing).to_lowercase(),
-            "activation": format!("{:?}", settings.activation).to_lowercase(),
-            "session_renewal": settings.session_renewal,
-            "total_active_users": settings.total_active_users,
-            "session_duration_seconds": settings.session_duration,
-            "queue_grace_seconds": settings.queue_grace,
-            "opens_at": settings.opens_at,
-            "prequeue_from": settings.prequeue_from,
-            "closes_at": settings.closes_at,
-            "max_waiting": settings.max_waiting,
-        },
-        "totals": {
-            "joined": s.counters.joined,
-            "released": s.counters.released,
-            "admitted": s.counters.entered,
-            "abandoned": s.counters.abandoned,
-            "no_shows": s.counters.no_shows,
-            "left": s.counters.left,
-        },
-        "seed": s.seed,
-        "lottery": s.lottery.map(|l| serde_json::json!({
-            "seed": l.seed, "entrants": l.entrants, "drawn_at": l.drawn_at,
-        })),
-        "bytes_held": s.bytes_held,
-    })
 }
 
 async fn not_found() -> Response {
@@ -347,11 +153,11 @@ fn unauthorized(message: &str) -> Response {
     response
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     json(status, serde_json::json!({ "error": code, "message": message }))
 }
 
-fn json(status: StatusCode, body: serde_json::Value) -> Response {
+pub(crate) fn json(status: StatusCode, body: serde_json::Value) -> Response {
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.to_string()).into_response()
 }
 

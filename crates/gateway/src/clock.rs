@@ -54,3 +54,40 @@ impl Clock {
         }
     }
 }
+
+/// Randomness for the gateway's shells (lottery seeds, request ids, jitter), injected as time is: from the
+/// operating system in production, from one seed in a test or a simulation, so a run can be replayed.
+#[derive(Debug, Clone)]
+pub struct Entropy(Option<Arc<std::sync::Mutex<fastrand::Rng>>>);
+
+impl Entropy {
+    /// Seeded by the operating system; each thread draws from its own generator, with no lock.
+    pub fn system() -> Self {
+        Self(None)
+    }
+
+    /// One sequence from `seed`, the same on every run.
+    pub fn seeded(seed: u64) -> Self {
+        Self(Some(Arc::new(std::sync::Mutex::new(fastrand::Rng::with_seed(seed)))))
+    }
+
+    fn seeded_or<T>(&self, f: impl FnOnce(&mut fastrand::Rng) -> T, system: impl FnOnce() -> T) -> T {
+        match &self.0 {
+            None => system(),
+            Some(rng) => f(&mut rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner)),
+        }
+    }
+
+    pub fn u64(&self) -> u64 {
+        self.seeded_or(|r| r.u64(..), || fastrand::u64(..))
+    }
+
+    pub fn u128(&self) -> u128 {
+        self.seeded_or(|r| r.u128(..), || fastrand::u128(..))
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn f64(&self) -> f64 {
+        self.seeded_or(fastrand::Rng::f64, fastrand::f64)
+    }
+}

@@ -111,7 +111,7 @@ fn appended(headers: &HeaderMap, name: &HeaderName, hop: &str) -> Option<HeaderV
 }
 
 /// Keeps a caller's request id if it is sane (so traces join up across systems), otherwise makes one.
-pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+pub fn request_id(headers: &HeaderMap, entropy: &crate::clock::Entropy) -> HeaderValue {
     if let Some(v) = headers.get(&X_REQUEST_ID) {
         let b = v.as_bytes();
         if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic()) {
@@ -119,7 +119,7 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
         }
     }
     let mut id = [0u8; 32];
-    let n = fastrand::u128(..);
+    let n = entropy.u128();
     for (i, slot) in id.iter_mut().enumerate() {
         *slot = b"0123456789abcdef"[((n >> (i * 4)) & 0xf) as usize];
     }
@@ -171,12 +171,12 @@ mod tests {
     #[test]
     fn request_ids() {
         let mut h = HeaderMap::new();
-        let made = request_id(&h);
+        let made = request_id(&h, &crate::clock::Entropy::system());
         assert_eq!(made.len(), 32);
-        assert_ne!(made, request_id(&h));
+        assert_ne!(made, request_id(&h, &crate::clock::Entropy::system()));
         h.insert(&X_REQUEST_ID, HeaderValue::from_static("abc-123"));
-        assert_eq!(request_id(&h), "abc-123");
+        assert_eq!(request_id(&h, &crate::clock::Entropy::system()), "abc-123");
         h.insert(&X_REQUEST_ID, HeaderValue::from_static("has space"));
-        assert_eq!(request_id(&h).len(), 32);
+        assert_eq!(request_id(&h, &crate::clock::Entropy::system()).len(), 32);
     }
 }

@@ -11,6 +11,7 @@ pub mod body;
 pub mod cache;
 pub mod client_ip;
 pub mod clock;
+pub mod component;
 mod conn;
 pub mod error;
 pub mod headers;
@@ -29,15 +30,14 @@ mod tls;
 pub mod upstream;
 pub mod workers;
 
-pub use clock::Clock;
+pub use clock::{Clock, Entropy};
 pub use error::{Accept, GatewayError};
 pub use pipeline::{Next, Pipeline, Policy, RequestCtx, Target};
-pub use runtime::Runtime;
-pub use server::{Drained, Handle, StartError, start, start_with, start_with_clock};
+pub use runtime::{Runtime, Services};
+pub use server::{Drained, Handle, Start, StartError, start, start_with, start_with_clock, start_with_options};
 pub use workers::Workers;
 
 /// Checks everything `serve` would check short of binding sockets: the config builds, certificates load.
 pub fn check(config: spillway_config::Config) -> Result<(), spillway_config::ConfigError> {
-    let metrics = metrics::Metrics::new();
-    Runtime::build(config, &metrics, None, access_log::AccessLog::off(), &clock::Clock::system(), false).map(drop)
+    Runtime::build(config, &Services::embedded(), None, access_log::AccessLog::off(), false).map(drop)
 }

@@ -1,27 +1,46 @@
 //! Everything built from one version of the config. A reload builds a new one and swaps it in atomically;
 //! requests already running finish on the version they started with.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use spillway_config::{Config, ConfigError, PolicyRef, RouteTarget};
+use spillway_config::{Config, ConfigError, RouteTarget};
 use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::AccessLog;
-use crate::cache::{CacheHandle, CachePolicy};
-use crate::clock::Clock;
-use crate::limit::{LimitHandle, LimitPolicy};
+use crate::clock::{Clock, Entropy};
+use crate::component::{BuildCx, Component, Components, PolicySite};
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::pipeline::Pipeline;
 use crate::pipeline::Target;
-use crate::pipeline::{Pipeline, Policy};
 use crate::proxy::ProxyTarget;
 use crate::reserve::{ReserveHandle, ReserveTarget};
-use crate::room::{RoomHandle, RoomPolicy};
 use crate::router::Router;
-use crate::shield::{ShieldHandle, ShieldPolicy};
 use crate::upstream::Upstream;
+
+/// What every version of the config is built with, the same for the life of the process.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    pub entropy: Entropy,
+    /// Hands out the rooms', limits' and reservations' stores.
+    pub backend: Arc<dyn spillway_store::Backend>,
+}
+
+impl Services {
+    /// Production's: the system clock and entropy, and the embedded backend.
+    pub fn embedded() -> Self {
+        Self {
+            metrics: Metrics::new(),
+            clock: Clock::system(),
+            entropy: Entropy::system(),
+            backend: Arc::new(spillway_store::Embedded::new()),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct Runtime {
@@ -29,10 +48,8 @@ pub struct Runtime {
     router: Router,
     routes: Vec<Route>,
     upstreams: HashMap<String, Arc<Upstream>>,
-    pub rooms: BTreeMap<String, Arc<RoomHandle>>,
-    pub limits: BTreeMap<String, Arc<LimitHandle>>,
-    pub shields: BTreeMap<String, Arc<ShieldHandle>>,
-    pub caches: BTreeMap<String, Arc<CacheHandle>>,
+    /// Every `[rooms.NAME]`, `[limits.NAME]` … as built.
+    pub policies: Components,
     /// The reservation engine, once a route or an inventory needs it; kept across reloads.
     pub reservations: Option<Arc<ReserveHandle>>,
     pub tls: Option<Tls>,
@@ -59,16 +76,17 @@ pub struct Route {
 
 impl Runtime {
     /// Builds everything the config describes. Upstreams whose settings did not change are carried over
-    /// from `previous`, keeping their warm connection pools and ejection state across a reload. The
-    /// reservation ledger is opened only with `open_ledger` (not when a config is merely checked).
+    /// from `previous`, keeping their warm connection pools and ejection state across a reload, and each
+    /// policy carries over what its settings allow. The reservation ledger is opened only with `open_ledger`
+    /// (not when a config is merely checked).
     pub fn build(
         config: Config,
-        metrics: &Metrics,
+        services: &Services,
         previous: Option<&Runtime>,
         access_log: AccessLog,
-        clock: &Clock,
         open_ledger: bool,
     ) -> Result<Self, ConfigError> {
+        let metrics = &*services.metrics;
         let mut upstreams = HashMap::new();
         for (name, cfg) in &config.upstreams {
             let reused = previous.and_then(|p| p.upstreams.get(name)).filter(|u| u.config() == cfg);
@@ -78,37 +96,15 @@ impl Runtime {
             };
             upstreams.insert(name.clone(), upstream);
         }
-        let keys = crate::room::keyring(&config).map_err(|reason| ConfigError::invalid("keys", reason))?;
-        let mut rooms = BTreeMap::new();
-        for (name, room) in &config.rooms {
-            let keys = keys.as_ref().ok_or_else(|| ConfigError::invalid("keys", "rooms need signing keys"))?;
-            let previous = previous.and_then(|p| p.rooms.get(name));
-            let handle = RoomHandle::build(name, room, keys, previous, metrics, clock)
-                .map_err(|reason| ConfigError::invalid(format!("rooms.{name}.page_template"), reason))?;
-            rooms.insert(name.clone(), handle);
-        }
-        let mut limits = BTreeMap::new();
-        for (name, limit) in &config.limits {
-            let previous = previous.and_then(|p| p.limits.get(name));
-            let handle = LimitHandle::build(name, limit, previous, &rooms, metrics, clock)
-                .map_err(|reason| ConfigError::invalid(format!("limits.{name}.key"), reason))?;
-            limits.insert(name.clone(), handle);
-        }
-        let mut shields = BTreeMap::new();
-        for (name, shield) in &config.shields {
-            let previous = previous.and_then(|p| p.shields.get(name));
-            let handle = ShieldHandle::build(name, shield, previous, metrics, clock)
-                .map_err(|reason| ConfigError::invalid(format!("shields.{name}"), reason))?;
-            shields.insert(name.clone(), handle);
-        }
-        let caches: BTreeMap<String, Arc<CacheHandle>> = config
-            .caches
-            .iter()
-            .map(|(name, c)| {
-                (name.clone(), CacheHandle::build(name, c, previous.and_then(|p| p.caches.get(name)), metrics, clock))
-            })
-            .collect();
-        let reservations = reservations(&config, previous, metrics, clock, open_ledger)?;
+        let policies = Components::build(&BuildCx {
+            config: &config,
+            metrics,
+            clock: &services.clock,
+            entropy: &services.entropy,
+            backend: &*services.backend,
+            previous: previous.map(|p| &p.policies),
+        })?;
+        let reservations = reservations(&config, previous, services, open_ledger)?;
         let mut routes = Vec::with_capacity(config.routes.len());
         for (i, route) in config.routes.iter().enumerate() {
             let name: Arc<str> = Arc::from(route.name.clone().unwrap_or_else(|| format!("route{i}")));
@@ -126,22 +122,23 @@ impl Runtime {
                 }
                 (None, None) => return Err(ConfigError::invalid(format!("routes[{i}].upstream"), "required")),
             };
-            let policies = route
+            let site = PolicySite {
+                config: &config,
+                route: &name,
+                upstream: route.upstream.as_deref(),
+                priority: route.priority,
+            };
+            let chain = route
                 .policies
                 .iter()
                 .enumerate()
                 .map(|(p, policy)| {
-                    let on = PolicySite { route: &name, upstream: route.upstream.as_deref(), priority: route.priority };
-                    build_policy(
-                        policy,
-                        &Built { rooms: &rooms, limits: &limits, shields: &shields, caches: &caches },
-                        &config,
-                        &on,
-                    )
-                    .map_err(|reason| ConfigError::invalid(format!("routes[{i}].policies[{p}]"), reason))
+                    policies
+                        .policy(policy, &site)
+                        .map_err(|reason| ConfigError::invalid(format!("routes[{i}].policies[{p}]"), reason))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let pipeline = Pipeline::new(policies, target);
+            let pipeline = Pipeline::new(chain, target);
             routes.push(Route { metrics: metrics.route(&name), name, pipeline });
         }
         let router = Router::new(config.routes.iter().map(|r| (r.host.as_deref(), r.path.as_str())));
@@ -153,10 +150,7 @@ impl Runtime {
             router,
             routes,
             upstreams,
-            rooms,
-            limits,
-            shields,
-            caches,
+            policies,
             reservations,
             tls,
             access_log,
@@ -170,6 +164,20 @@ impl Runtime {
     pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
         self.upstreams.get(name)
     }
+
+    /// Every component the central loops call: each policy's, and the reservation engine.
+    pub fn components(&self) -> impl Iterator<Item = &dyn Component> {
+        self.policies.iter().chain(self.reservations.as_deref().map(|r| r as &dyn Component))
+    }
+
+    /// Pushes this config into the state carried over from the last (a room's settings, new inventories),
+    /// before the runtime is swapped in.
+    pub async fn apply(&self) -> Result<(), crate::GatewayError> {
+        for component in self.components() {
+            component.apply(&self.config).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The running engine carries over; otherwise it is opened when a route serves it or inventories are
@@ -177,8 +185,7 @@ impl Runtime {
 fn reservations(
     config: &Config,
     previous: Option<&Runtime>,
-    metrics: &Metrics,
-    clock: &Clock,
+    services: &Services,
     open_ledger: bool,
 ) -> Result<Option<Arc<ReserveHandle>>, ConfigError> {
     if let Some(running) = previous.and_then(|p| p.reservations.clone()) {
@@ -195,53 +202,10 @@ fn reservations(
     if !needed || !open_ledger {
         return Ok(None);
     }
-    ReserveHandle::open(&config.reservations.ledger, metrics, clock)
+    let Services { metrics, clock, entropy, backend } = services;
+    ReserveHandle::open(&**backend, &config.reservations.ledger, metrics, clock, entropy)
         .map(Some)
         .map_err(|e| ConfigError::invalid("reservations.ledger", e.to_string()))
-}
-
-/// The named components policies refer to.
-struct Built<'a> {
-    rooms: &'a BTreeMap<String, Arc<RoomHandle>>,
-    limits: &'a BTreeMap<String, Arc<LimitHandle>>,
-    shields: &'a BTreeMap<String, Arc<ShieldHandle>>,
-    caches: &'a BTreeMap<String, Arc<CacheHandle>>,
-}
-
-/// Where a policy stands: the route it is on.
-struct PolicySite<'a> {
-    route: &'a str,
-    upstream: Option<&'a str>,
-    priority: spillway_config::Priority,
-}
-
-/// The one place policy kinds are turned into components. Each policy capability adds its arm here.
-fn build_policy(
-    policy: &PolicyRef,
-    built: &Built<'_>,
-    config: &Config,
-    on: &PolicySite<'_>,
-) -> Result<Arc<dyn Policy>, String> {
-    let Built { rooms, limits, shields, caches } = built;
-    match policy.kind.as_str() {
-        "cache" => caches
-            .get(&policy.name)
-            .map(|c| Arc::new(CachePolicy::new(c.clone())) as Arc<dyn Policy>)
-            .ok_or_else(|| format!("no caches.{}", policy.name)),
-        "shield" => shields
-            .get(&policy.name)
-            .map(|s| Arc::new(ShieldPolicy::new(s.clone(), on.upstream, on.route, on.priority)) as Arc<dyn Policy>)
-            .ok_or_else(|| format!("no shields.{}", policy.name)),
-        "limit" => limits
-            .get(&policy.name)
-            .map(|limit| Arc::new(LimitPolicy::new(limit.clone(), config)) as Arc<dyn Policy>)
-            .ok_or_else(|| format!("no limits.{}", policy.name)),
-        "room" => rooms
-            .get(&policy.name)
-            .map(|room| Arc::new(RoomPolicy::new(room.clone())) as Arc<dyn Policy>)
-            .ok_or_else(|| format!("no rooms.{}", policy.name)),
-        kind => Err(format!("policy kind {kind:?} is not available in this build")),
-    }
 }
 
 /// HTTP/1.1 and HTTP/2 settings for client connections.

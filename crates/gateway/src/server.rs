@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::header::HOST;
@@ -20,20 +19,23 @@ use tokio::time::Instant;
 
 use crate::access_log::{self, AccessLog};
 use crate::body::{RequestBody, ResponseBody};
-use crate::clock::Clock;
+use crate::clock::{Clock, Entropy};
+use crate::component::TICK;
 use crate::error::{Accept, GatewayError};
 use crate::headers::{Forwarding, X_REQUEST_ID, head_size, request_id};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::pipeline::RequestCtx;
 use crate::room::{Visitor, reserved};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Services};
 use crate::workers::{self, Workers};
 
 /// State shared by every connection and the admin listener.
 #[derive(Debug)]
 pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
+    /// What every config version is built with: metrics, time, entropy, the backend.
+    pub services: Services,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     pub lifecycle: Lifecycle,
@@ -71,33 +73,60 @@ pub struct Drained {
     pub clean: bool,
 }
 
+/// How to start a gateway beyond its config: where it serves, and the time, randomness and backend it runs
+/// on. The defaults are production's (the calling runtime, the system clock and entropy, the embedded
+/// backend); tests and the simulation replace them.
+#[derive(Debug)]
+pub struct Start {
+    pub workers: Workers,
+    pub clock: Clock,
+    pub entropy: Entropy,
+    pub backend: Arc<dyn spillway_store::Backend>,
+}
+
+impl Default for Start {
+    fn default() -> Self {
+        Self {
+            workers: Workers::Caller,
+            clock: Clock::system(),
+            entropy: Entropy::system(),
+            backend: Arc::new(spillway_store::Embedded::new()),
+        }
+    }
+}
+
 /// Binds both listeners and starts serving on the calling runtime. `/readyz` turns ready only once both
 /// accept connections.
 pub async fn start(config: Config) -> Result<Handle, StartError> {
-    start_with(config, Workers::Caller).await
+    start_with_options(config, Start::default()).await
 }
 
 /// [`start`], with the public listener served by `workers`. The admin listener, reloads and the access log
 /// writer stay on the calling runtime.
 pub async fn start_with(config: Config, workers: Workers) -> Result<Handle, StartError> {
-    start_on(config, workers, Clock::system()).await
+    start_with_options(config, Start { workers, ..Start::default() }).await
 }
 
 /// [`start`], with the rooms, limits and tokens on the given clock (tests use a manual one).
 pub async fn start_with_clock(config: Config, clock: Clock) -> Result<Handle, StartError> {
-    start_on(config, Workers::Caller, clock).await
+    start_with_options(config, Start { clock, ..Start::default() }).await
 }
 
-async fn start_on(config: Config, workers: Workers, clock: Clock) -> Result<Handle, StartError> {
+pub async fn start_with_options(config: Config, start: Start) -> Result<Handle, StartError> {
+    let Start { workers, clock, entropy, backend } = start;
     let metrics = Metrics::new();
     let access_log = open_access_log(&config, &metrics).await?;
     let (listen, admin_listen) = (config.server.listen, config.server.admin_listen);
-    let runtime = Runtime::build(config, &metrics, None, access_log, &clock, true)?;
-    if let Some(reservations) = &runtime.reservations {
-        reservations.apply(&runtime.config).await.map_err(GatewayError::from)?;
-    }
-    let shared =
-        Arc::new(Shared { runtime: ArcSwap::from_pointee(runtime), clock, metrics, lifecycle: Lifecycle::default() });
+    let services = Services { metrics: metrics.clone(), clock: clock.clone(), entropy, backend };
+    let runtime = Runtime::build(config, &services, None, access_log, true)?;
+    runtime.apply().await?;
+    let shared = Arc::new(Shared {
+        runtime: ArcSwap::from_pointee(runtime),
+        services,
+        clock,
+        metrics,
+        lifecycle: Lifecycle::default(),
+    });
 
     let admin_listener = TcpListener::bind(admin_listen).await.map_err(|source| StartError::Bind {
         key: "server.admin_listen",
@@ -128,41 +157,22 @@ async fn start_on(config: Config, workers: Workers, clock: Clock) -> Result<Hand
     };
     let (stop_admin, admin_stop) = watch::channel(false);
     let admin = tokio::spawn(crate::admin::serve(admin_listener, shared.clone(), admin_stop));
-    let ticker = tokio::spawn(tick_rooms(shared.clone()));
+    let ticker = tokio::spawn(tick(shared.clone()));
     shared.lifecycle.set(Phase::Ready);
     tracing::info!(public = %public_addr, admin = %admin_addr, version = env!("CARGO_PKG_VERSION"), "listening");
     Ok(Handle { public_addr, admin_addr, shared, stop_public, stop_admin, public, admin, ticker })
 }
 
-/// How often rooms release places, and how often their figures are published (every tenth tick).
-const ROOM_TICK: Duration = Duration::from_millis(100);
-
-/// Lets time pass in every room, so places are released on schedule even when nobody happens to poll,
-/// returns expired holds (within a tick of their expiry), and forgets rate-limit keys gone idle.
-async fn tick_rooms(shared: Arc<Shared>) {
-    let mut interval = tokio::time::interval(ROOM_TICK);
+/// Lets time pass in every component: rooms release places on schedule even when nobody happens to poll,
+/// expired holds go back (within a tick of their expiry), idle rate-limit keys are forgotten.
+async fn tick(shared: Arc<Shared>) {
+    let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let sweep_every = (crate::limit::SWEEP_EVERY.as_millis() / ROOM_TICK.as_millis()) as u64;
     for n in 0u64.. {
         interval.tick().await;
         let runtime = shared.runtime.load_full();
-        for room in runtime.rooms.values() {
-            if let Err(e) = room.tick(n % 10 == 0).await {
-                tracing::warn!(room = %room.name, error = %e, "room tick failed");
-            }
-        }
-        if let Some(reservations) = &runtime.reservations
-            && let Err(e) = reservations.tick().await
-        {
-            tracing::warn!(error = %e, "returning expired holds failed");
-        }
-        if runtime.shields.values().any(|s| s.watches_memory()) {
-            crate::shield::refresh_memory();
-        }
-        if n % sweep_every == 0 {
-            for limit in runtime.limits.values() {
-                limit.sweep();
-            }
+        for component in runtime.components() {
+            component.tick(n).await;
         }
     }
 }
@@ -202,13 +212,8 @@ impl Handle {
         }
         // Reopening the access log on every reload lets logrotate move the file and send SIGHUP.
         let access_log = open_access_log(&config, &self.shared.metrics).await?;
-        let next = Runtime::build(config, &self.shared.metrics, Some(&current), access_log, &self.shared.clock, true)?;
-        for room in next.rooms.values() {
-            room.apply().await?;
-        }
-        if let Some(reservations) = &next.reservations {
-            reservations.apply(&next.config).await.map_err(GatewayError::from)?;
-        }
+        let next = Runtime::build(config, &self.shared.services, Some(&current), access_log, true)?;
+        next.apply().await?;
         self.shared.runtime.store(Arc::new(next));
         Ok(())
     }
@@ -317,7 +322,7 @@ async fn handle(shared: &Shared, conn: &Conn, req: Request<Incoming>) -> Respons
     let started = Instant::now();
     let runtime = shared.runtime.load_full();
     let accept = Accept::from_headers(req.headers());
-    let request_id = request_id(req.headers());
+    let request_id = request_id(req.headers(), &shared.services.entropy);
     let logged = runtime
         .access_log
         .enabled()
@@ -370,7 +375,7 @@ async fn route(
     }
     if reserved::is_reserved(req.uri().path()) {
         let visitor = Visitor { headers: req.headers(), client_ip: conn.peer.ip(), secure: conn.scheme == "https" };
-        return (None, reserved::handle(&runtime.rooms, req.method(), req.uri().path(), visitor, accept).await);
+        return (None, reserved::handle(&runtime.policies, req.method(), req.uri().path(), visitor, accept).await);
     }
     let Some(route) = runtime.route(host(&req), req.uri().path()) else {
         return (None, Err(GatewayError::NoRoute));

@@ -24,6 +24,7 @@ new_users_per_minute = 60
 [limits.api]
 rate = "10/s"
 [shields.api]
+max_concurrency = 10
 [caches.c]
 [reservations]
 ledger = "{}"

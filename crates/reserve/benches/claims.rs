@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use spillway_core::reserve::{ClaimRequest, Engine, InventorySpec, Stock};
 use spillway_reserve::Reservations;
-use spillway_store::sqlite::LedgerStats;
+use spillway_store::LedgerStats;
 
 fn spec(n: u64) -> InventorySpec {
     InventorySpec {
@@ -117,7 +117,8 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     runtime.block_on(async {
-        let (service, stats) = Reservations::open(&dir.path().join("ledger.db")).expect("open");
+        let (service, stats) =
+            Reservations::open(&spillway_store::Embedded::new(), &dir.path().join("ledger.db")).expect("open");
         let service = Arc::new(service);
         const DURABLE: u64 = 200_000;
         // Exactly the stock: each run sells out, and the rejections below are decided on a full drop ("drop").

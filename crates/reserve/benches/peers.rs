@@ -216,7 +216,7 @@ async fn spillway_claim(service: &Reservations, req: &ClaimRequest) -> Result<Ou
 
 async fn spillway(claimants: usize) -> Result<Figures, BoxError> {
     let dir = tempfile::tempdir()?;
-    let (service, stats) = Reservations::open(&dir.path().join("ledger.db"))?;
+    let (service, stats) = Reservations::open(&spillway_store::Embedded::new(), &dir.path().join("ledger.db"))?;
     let service = Arc::new(service);
     service.create_inventory(spec()).await?;
     let commits_before = stats.commits.load(Ordering::Relaxed);

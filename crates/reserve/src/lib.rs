@@ -14,8 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::future::BoxFuture;
 use spillway_core::reserve::{Claim, ClaimError, ClaimRequest, Counts, Engine, Event, InventorySpec, Reply};
-use spillway_store::sqlite::SqliteLedger;
-use spillway_store::{Ledger, LedgerError};
+use spillway_store::{Backend, Ledger, LedgerError, LedgerStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReserveError {
@@ -43,11 +42,10 @@ pub struct Reservations {
 }
 
 impl Reservations {
-    /// Opens the ledger at `path` and rebuilds the state from it.
-    pub fn open(path: &Path) -> Result<(Self, Arc<spillway_store::sqlite::LedgerStats>), ReserveError> {
-        let (ledger, events) = SqliteLedger::open(path)?;
-        let stats = ledger.stats.clone();
-        Ok((Self::from_log(Arc::new(ledger), &events), stats))
+    /// Opens the backend's ledger at `location` and rebuilds the state by replaying it.
+    pub fn open(backend: &dyn Backend, location: &Path) -> Result<(Self, Arc<LedgerStats>), ReserveError> {
+        let opened = backend.ledger(location)?;
+        Ok((Self::from_log(opened.ledger, &opened.events), opened.stats))
     }
 
     /// A service over any ledger, with the state rebuilt from `events`.
@@ -388,14 +386,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("ledger.db");
         let hash = {
-            let (r, _) = Reservations::open(&path).expect("open");
+            let (r, _) = Reservations::open(&spillway_store::Embedded::new(), &path).expect("open");
             r.create_inventory(spec()).await.expect("created");
             let requests: Vec<_> = (0..150).map(req).collect();
             let answers = r.claim_many(&requests, 0).await.expect("durable");
             assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 100);
             r.state_hash()
         };
-        let (again, _) = Reservations::open(&path).expect("reopen");
+        let (again, _) = Reservations::open(&spillway_store::Embedded::new(), &path).expect("reopen");
         assert_eq!(again.state_hash(), hash);
     }
 
@@ -404,7 +402,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("ledger.db");
         let (hash, confirmed) = {
-            let (r, _) = Reservations::open(&path).expect("open");
+            let (r, _) = Reservations::open(&spillway_store::Embedded::new(), &path).expect("open");
             let r = Arc::new(r);
             r.create_inventory(spec()).await.expect("created");
             let tasks: Vec<_> = (0..300)
@@ -426,7 +424,7 @@ mod tests {
             (r.state_hash(), confirmed)
         };
         assert_eq!(confirmed, 100, "exactly the stock");
-        let (again, _) = Reservations::open(&path).expect("reopen");
+        let (again, _) = Reservations::open(&spillway_store::Embedded::new(), &path).expect("reopen");
         assert_eq!(again.state_hash(), hash, "the ledger rebuilds the same state");
         assert!(matches!(again.claim(&req(999), 0).await, Err(ReserveError::Claim(ClaimError::SoldOut))));
     }

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use spillway_core::limit::{Algorithm, Quota};
-use spillway_store::memory::MemoryLimiter;
+use spillway_store::memory::MemoryBand;
 
 /// A limit generous enough that every check is allowed: the benchmark measures the check, not refusals.
-fn limiter() -> MemoryLimiter {
-    MemoryLimiter::new(Algorithm::Gcra { quota: Quota::per_second(1_000_000_000), burst: 1_000_000 }, 2_000_000)
+fn limiter() -> MemoryBand {
+    MemoryBand::new(Algorithm::Gcra { quota: Quota::per_second(1_000_000_000), burst: 1_000_000 }, 2_000_000)
 }
 
 fn spread(i: u64) -> u64 {

@@ -1,5 +1,7 @@
 //! The reservation engine's durable log: events appended in order, read back in order after a restart.
 
+use std::sync::atomic::AtomicU64;
+
 use futures_util::future::BoxFuture;
 use spillway_core::reserve::Event;
 
@@ -37,4 +39,26 @@ pub trait Ledger: Send + Sync + std::fmt::Debug {
     /// holders the ledger still has; later appends fail. For a server that stops and may be started again in
     /// the same process. Blocks for at most one commit.
     fn close(&self) {}
+}
+
+/// Counters a ledger's writer keeps, for metrics and benchmarks; the same for every backend.
+#[derive(Debug, Default)]
+pub struct LedgerStats {
+    pub commits: AtomicU64,
+    pub appends: AtomicU64,
+    pub events: AtomicU64,
+    /// Total time spent committing, in microseconds.
+    pub commit_micros: AtomicU64,
+    /// Told of each commit, for distributions the totals cannot give (a slow fsync now and then).
+    pub on_commit: std::sync::OnceLock<CommitObserver>,
+}
+
+/// Called by the writer thread after each commit with how long it took and how many appends it made durable.
+/// It runs between commits, so it must be quick: a histogram's observe, not I/O.
+pub struct CommitObserver(pub Box<dyn Fn(std::time::Duration, usize) + Send + Sync>);
+
+impl std::fmt::Debug for CommitObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitObserver")
+    }
 }

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use futures_util::future::BoxFuture;
 use spillway_core::limit::Decision;
 
-use crate::room::StoreResult;
+use crate::error::StoreResult;
 
 /// A future that is usually ready at once. The in-memory backend answers without allocating; a networked one
 /// boxes its round trip.
@@ -35,15 +35,31 @@ impl<T: Unpin> Future for Pending<'_, T> {
     }
 }
 
-/// The keyed state of one limit. Keys arrive as 64-bit digests: the gateway never stores the raw key (an API
-/// key, an address), and every backend can use the digest as its own key.
+/// The decision for a request, and which band made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// The band that refused, or, when all allowed, the one closest to refusing (for the `RateLimit` header).
+    pub band: usize,
+    pub decision: Decision,
+}
+
+/// The keyed state of one limit, every band of it. Keys arrive as 64-bit digests: the gateway never stores
+/// the raw key (an API key, an address), and every backend can use the digest as its own key.
+///
+/// One call decides all bands, so a networked backend can do it atomically in one round trip (one script)
+/// and never leaves a request counted in one band and refused by another.
 pub trait LimitStore: Send + Sync + std::fmt::Debug {
-    /// Decides one request for `key` at `now_ns` and counts it if allowed.
-    fn check(&self, now_ns: u64, key: u64) -> Pending<'_, StoreResult<Decision>>;
-    /// Gives back a request that another limit on the same route refused.
-    fn undo(&self, now_ns: u64, key: u64) -> Pending<'_, StoreResult<()>>;
-    /// Forgets keys whose state has gone back to fresh; returns how many.
-    fn sweep(&self, now_ns: u64) -> usize;
-    /// Keys tracked now.
-    fn keys(&self) -> u64;
+    /// Decides one request for `key` at `now_ns`: allowed only if every band allows, and then counted in
+    /// every band; a refused request is counted in none.
+    fn check(&self, now_ns: u64, key: u64) -> Pending<'_, StoreResult<Verdict>>;
+    /// Forgets keys whose state has gone back to fresh; returns how many. A store whose keys expire by
+    /// themselves (a TTL) has nothing to do.
+    fn sweep(&self, now_ns: u64) -> usize {
+        let _ = now_ns;
+        0
+    }
+    /// Keys tracked now, where the store can tell cheaply.
+    fn keys(&self) -> Option<u64> {
+        None
+    }
 }

@@ -3,15 +3,7 @@
 use futures_util::future::BoxFuture;
 use spillway_core::room::{Renewal, Settings, Snapshot, TicketRef, Visit};
 
-/// A backend could not answer. The gateway fails open or closed per its policy; it never loses a place it
-/// has already confirmed to a client.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("room store unavailable: {0}")]
-    Unavailable(String),
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
+use crate::error::StoreResult;
 
 /// One waiting room's shared state. The in-memory backend wraps the sans-IO model directly; a networked one
 /// runs the same decisions atomically where every node can see them.

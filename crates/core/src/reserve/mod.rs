@@ -86,6 +86,18 @@ pub enum ClaimError {
 }
 
 impl ClaimError {
+    /// Every code [`ClaimError::code`] gives, for those who count by code (metrics) without a copy of the list.
+    pub const CODES: [&'static str; 8] = [
+        "sold_out",
+        "limit_reached",
+        "unit_taken",
+        "closed",
+        "invalid",
+        "not_found",
+        "hold_expired",
+        "idempotency_conflict",
+    ];
+
     /// Stable code for the HTTP contract.
     pub fn code(&self) -> &'static str {
         match self {

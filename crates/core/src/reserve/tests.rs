@@ -418,3 +418,19 @@ proptest! {
         prop_assert_eq!(replayed.kept(), e.kept());
     }
 }
+
+#[test]
+fn every_claim_error_code_is_listed() {
+    let all = [
+        ClaimError::SoldOut,
+        ClaimError::LimitReached(1),
+        ClaimError::UnitTaken("A-1".into()),
+        ClaimError::Closed,
+        ClaimError::Invalid("x".into()),
+        ClaimError::NotFound("inventory"),
+        ClaimError::HoldExpired,
+        ClaimError::IdempotencyConflict("x".into()),
+    ];
+    let codes: Vec<_> = all.iter().map(ClaimError::code).collect();
+    assert_eq!(codes, ClaimError::CODES);
+}

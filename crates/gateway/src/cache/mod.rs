@@ -11,6 +11,7 @@
 //!
 //! Answers carry `Age` and `x-cache` (`HIT`, `MISS`, `STALE`, `BYPASS`).
 
+pub mod metrics;
 mod store;
 
 use std::sync::Arc;
@@ -20,16 +21,41 @@ use futures_util::future::BoxFuture;
 use http::header::{AGE, AUTHORIZATION, CACHE_CONTROL, HOST, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, Method, Response};
 use http_body_util::BodyExt;
-use spillway_config::CacheConfig;
+use spillway_config::{CacheConfig, PolicyKind};
 use spillway_core::cache::{Directives, Lifetime, Standing, jittered_ms, should_refresh};
 use tokio::time::Instant;
 
 pub use store::{Entry, Store, Turn};
 
 use crate::body::{ResponseBody, empty, full};
-use crate::clock::Clock;
-use crate::metrics::{CacheMetrics, Metrics};
+use crate::clock::{Clock, Entropy};
+use crate::component::{BuildCx, Built, Component, Components, PolicyModule, PolicySite, missing};
 use crate::pipeline::{Next, Outcome, Policy, ProxyRequest, ProxyResponse, RequestCtx};
+use metrics::{CacheFamilies, CacheMetrics, Status};
+
+/// `cache:NAME`.
+pub static MODULE: Module = Module;
+
+#[derive(Debug)]
+pub struct Module;
+
+impl PolicyModule for Module {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) -> Arc<dyn std::any::Any + Send + Sync> {
+        Arc::new(CacheFamilies::register(registry))
+    }
+
+    fn build(&self, name: &str, cx: &BuildCx<'_>, _: &Components) -> Result<Built, spillway_config::ConfigError> {
+        let config = cx.config.caches.get(name).ok_or_else(|| missing(PolicyKind::Cache, name))?;
+        let previous = cx.previous::<CacheHandle>(PolicyKind::Cache, name);
+        let families = cx.metrics.families::<CacheFamilies>(PolicyKind::Cache);
+        Ok(Built::new(CacheHandle::build(name, config, previous.as_ref(), &families, cx.clock, cx.entropy)))
+    }
+
+    fn policy(&self, built: &Built, _: &PolicySite<'_>) -> Result<Arc<dyn Policy>, String> {
+        let handle = built.get::<CacheHandle>().ok_or("not a cache")?;
+        Ok(Arc::new(CachePolicy::new(handle)))
+    }
+}
 
 /// Statuses a shared cache may store by default (RFC 9111 §3, the heuristically cacheable ones we serve).
 const STORABLE: [u16; 7] = [200, 203, 204, 300, 301, 404, 410];
@@ -41,6 +67,7 @@ pub struct CacheHandle {
     store: Arc<Store>,
     metrics: CacheMetrics,
     clock: Clock,
+    entropy: Entropy,
 }
 
 impl CacheHandle {
@@ -49,8 +76,9 @@ impl CacheHandle {
         name: &str,
         config: &CacheConfig,
         previous: Option<&Arc<CacheHandle>>,
-        metrics: &Metrics,
+        families: &CacheFamilies,
         clock: &Clock,
+        entropy: &Entropy,
     ) -> Arc<Self> {
         if let Some(p) = previous.filter(|p| p.config == *config) {
             return p.clone();
@@ -59,15 +87,21 @@ impl CacheHandle {
             name: name.to_string(),
             store: Store::new(config.max_memory.get() as usize),
             config: config.clone(),
-            metrics: metrics.cache(name),
+            metrics: families.cache(name),
             clock: clock.clone(),
+            entropy: entropy.clone(),
         })
     }
+}
 
-    pub fn publish(&self) {
+impl Component for CacheHandle {
+    fn publish(&self) -> BoxFuture<'_, ()> {
         self.metrics.size(self.store.bytes(), self.store.entries());
+        Box::pin(async {})
     }
+}
 
+impl CacheHandle {
     fn key(&self, req: &ProxyRequest) -> String {
         let host = req.headers().get(HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host()).unwrap_or("");
         let mut key = format!("{}{}", host.to_ascii_lowercase(), req.uri().path());
@@ -104,7 +138,7 @@ impl CacheHandle {
         }
         let ttl_ms = d.ttl().map(|s| s.saturating_mul(1000)).or(self.config.ttl.map(|t| t.as_millis()))?;
         let lifetime = Lifetime {
-            fresh_ms: jittered_ms(ttl_ms, self.config.ttl_jitter, fastrand::f64()),
+            fresh_ms: jittered_ms(ttl_ms, self.config.ttl_jitter, self.entropy.f64()),
             stale_while_revalidate_ms: d
                 .stale_while_revalidate
                 .map_or(self.config.stale_while_revalidate.as_millis(), |s| s.saturating_mul(1000)),
@@ -117,7 +151,7 @@ impl CacheHandle {
         Some(Entry { status: parts.status, headers, body, stored_at_ms: self.clock.now_ms(), lifetime, fetch_ms })
     }
 
-    fn serve(&self, entry: &Entry, head: bool, status: &'static str) -> ProxyResponse {
+    fn serve(&self, entry: &Entry, head: bool, status: Status) -> ProxyResponse {
         let mut response = Response::new(if head { empty() } else { full(entry.body.clone()) });
         *response.status_mut() = entry.status;
         *response.headers_mut() = entry.headers.clone();
@@ -129,8 +163,8 @@ impl CacheHandle {
     }
 }
 
-fn mark(headers: &mut HeaderMap, status: &'static str) {
-    headers.insert("x-cache", HeaderValue::from_static(status));
+fn mark(headers: &mut HeaderMap, status: Status) {
+    headers.insert("x-cache", HeaderValue::from_static(status.as_str()));
 }
 
 #[derive(Debug)]
@@ -151,8 +185,8 @@ impl Policy for CachePolicy {
             let head = req.method() == Method::HEAD;
             if !(req.method() == Method::GET || head) || req.headers().contains_key(AUTHORIZATION) {
                 let mut response = next.run(req, ctx).await?;
-                mark(response.headers_mut(), "BYPASS");
-                h.metrics.request("BYPASS");
+                mark(response.headers_mut(), Status::Bypass);
+                h.metrics.request(Status::Bypass);
                 return Ok(response);
             }
             let key = h.key(&req);
@@ -165,19 +199,19 @@ impl Policy for CachePolicy {
                         Standing::Fresh => {
                             let expiry = entry.stored_at_ms + entry.lifetime.fresh_ms;
                             let early =
-                                should_refresh(now, expiry, entry.fetch_ms, h.config.xfetch_beta, fastrand::f64());
+                                should_refresh(now, expiry, entry.fetch_ms, h.config.xfetch_beta, h.entropy.f64());
                             if !early {
-                                return Ok(h.serve(entry, head, "HIT"));
+                                return Ok(h.serve(entry, head, Status::Hit));
                             }
                             // This request refreshes early if nobody else is; the others keep the entry.
                             match h.store.fetch(&key) {
                                 Turn::Ours(fetch) => return self.fetch(req, ctx, next, fetch, stored, head).await,
-                                Turn::Theirs(_) => return Ok(h.serve(entry, head, "HIT")),
+                                Turn::Theirs(_) => return Ok(h.serve(entry, head, Status::Hit)),
                             }
                         }
                         Standing::StaleRevalidate => match h.store.fetch(&key) {
                             Turn::Ours(fetch) => return self.fetch(req, ctx, next, fetch, stored, head).await,
-                            Turn::Theirs(_) => return Ok(h.serve(entry, head, "STALE")),
+                            Turn::Theirs(_) => return Ok(h.serve(entry, head, Status::Stale)),
                         },
                         Standing::StaleIfError => stored.clone(),
                         Standing::Expired => None,
@@ -197,13 +231,13 @@ impl Policy for CachePolicy {
                     match landed {
                         Some(entry) => {
                             h.metrics.coalesced();
-                            Ok(h.serve(&entry, head, "HIT"))
+                            Ok(h.serve(&entry, head, Status::Hit))
                         }
                         // Not storable, or too slow: this request goes to the origin itself.
                         None => {
                             let mut response = next.run(req, ctx).await?;
-                            mark(response.headers_mut(), "MISS");
-                            h.metrics.request("MISS");
+                            mark(response.headers_mut(), Status::Miss);
+                            h.metrics.request(Status::Miss);
                             Ok(response)
                         }
                     }
@@ -236,7 +270,7 @@ impl CachePolicy {
             failed => {
                 fetch.land(None);
                 return match (usable_stale, failed) {
-                    (Some(entry), _) => Ok(h.serve(&entry, head, "STALE")),
+                    (Some(entry), _) => Ok(h.serve(&entry, head, Status::Stale)),
                     (None, failed) => failed,
                 };
             }
@@ -248,8 +282,8 @@ impl CachePolicy {
         if announced.is_some_and(|n| n > max) || head {
             fetch.land(None);
             let mut response = Response::from_parts(parts, body);
-            mark(response.headers_mut(), "MISS");
-            h.metrics.request("MISS");
+            mark(response.headers_mut(), Status::Miss);
+            h.metrics.request(Status::Miss);
             return Ok(response);
         }
         let body = match collect_up_to(body, max as usize).await {
@@ -257,14 +291,14 @@ impl CachePolicy {
             Err(Partial::TooLarge(rest)) => {
                 fetch.land(None);
                 let mut response = Response::from_parts(parts, rest);
-                mark(response.headers_mut(), "MISS");
-                h.metrics.request("MISS");
+                mark(response.headers_mut(), Status::Miss);
+                h.metrics.request(Status::Miss);
                 return Ok(response);
             }
             Err(Partial::Failed) => {
                 fetch.land(None);
                 return match usable_stale {
-                    Some(entry) => Ok(h.serve(&entry, head, "STALE")),
+                    Some(entry) => Ok(h.serve(&entry, head, Status::Stale)),
                     None => Err(crate::GatewayError::UpstreamUnavailable {
                         upstream: ctx.route.to_string(),
                         reason: "the response body broke off".into(),
@@ -276,13 +310,13 @@ impl CachePolicy {
             Some(entry) => {
                 let entry = Arc::new(entry);
                 fetch.land(Some(entry.clone()));
-                Ok(h.serve(&entry, head, "MISS"))
+                Ok(h.serve(&entry, head, Status::Miss))
             }
             None => {
                 fetch.land(None);
                 let mut response = Response::from_parts(parts, full(body));
-                mark(response.headers_mut(), "MISS");
-                h.metrics.request("MISS");
+                mark(response.headers_mut(), Status::Miss);
+                h.metrics.request(Status::Miss);
                 Ok(response)
             }
         }

@@ -1,11 +1,12 @@
 //! `limit:NAME` on a route: rate limits and throttling at the edge.
 //!
-//! A limit has one or more bands (10/s with a burst of 20, and 1000/day), all of which must pass. Each band
-//! keeps its per-key state in a [`LimitStore`]; the algorithms are in `spillway_core::limit`. A request
-//! refused by a later band gives back what the earlier bands counted, so a refused request costs nothing.
+//! A limit has one or more bands (10/s with a burst of 20, and 1000/day), all of which must pass. The bands'
+//! per-key state lives in one [`LimitStore`] from the backend, which decides all of them in one call; the
+//! algorithms are in `spillway_core::limit`. A refused request is counted in no band, so it costs nothing.
 
 mod headers;
 pub mod key;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,39 +14,58 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Response};
 use ipnet::IpNet;
-use spillway_config::{Action, AlgorithmKind, BandConfig, Config, LimitConfig, Refill};
+use spillway_config::{Action, AlgorithmKind, BandConfig, Config, LimitConfig, OnStoreError, PolicyKind, Refill};
 use spillway_core::limit::{Algorithm, Decision, Quota};
-use spillway_store::LimitStore;
-use spillway_store::memory::MemoryLimiter;
+use spillway_store::{LimitStore, Verdict};
 
 use crate::body::ResponseBody;
 use crate::clock::Clock;
+use crate::component::{BuildCx, Built, Component, Components, PolicyModule, PolicySite, TICK, missing};
 use crate::error::GatewayError;
-use crate::metrics::{LimitMetrics, LimitOutcome, Metrics};
 use crate::pipeline::{Next, Outcome, Policy, ProxyRequest, RequestCtx};
 use crate::room::RoomHandle;
+use metrics::{LimitFamilies, LimitMetrics, LimitOutcome};
 
 /// How often idle keys are forgotten.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
+/// `limit:NAME`.
+pub static MODULE: Module = Module;
+
 #[derive(Debug)]
-struct Band {
-    name: String,
-    algorithm: Algorithm,
-    store: Arc<dyn LimitStore>,
-    /// Kept to recognise an unchanged band on reload and keep its state.
-    config: BandConfig,
+pub struct Module;
+
+impl PolicyModule for Module {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) -> Arc<dyn std::any::Any + Send + Sync> {
+        Arc::new(LimitFamilies::register(registry))
+    }
+
+    fn build(&self, name: &str, cx: &BuildCx<'_>, built: &Components) -> Result<Built, spillway_config::ConfigError> {
+        let config = cx.config.limits.get(name).ok_or_else(|| missing(PolicyKind::Limit, name))?;
+        let previous = cx.previous::<LimitHandle>(PolicyKind::Limit, name);
+        LimitHandle::build(name, config, previous.as_ref(), built, cx)
+            .map(Built::new)
+            .map_err(|reason| spillway_config::ConfigError::invalid(format!("limits.{name}.key"), reason))
+    }
+
+    fn policy(&self, built: &Built, site: &PolicySite<'_>) -> Result<Arc<dyn Policy>, String> {
+        let handle = built.get::<LimitHandle>().ok_or("not a limit")?;
+        Ok(Arc::new(LimitPolicy::new(handle, site.config)))
+    }
 }
 
 /// A limit as the gateway runs it.
 #[derive(Debug)]
 pub struct LimitHandle {
     pub name: Arc<str>,
-    bands: Vec<Band>,
+    /// Every band's state, decided in one call.
+    store: Arc<dyn LimitStore>,
+    /// Each band's name, for the `RateLimit` header.
+    bands: Vec<String>,
+    on_store_error: OnStoreError,
     parts: Vec<key::Part>,
     action: Action,
     max_wait: Duration,
-    max_keys: usize,
     allow: Vec<IpNet>,
     deny: Vec<IpNet>,
     policy_header: HeaderValue,
@@ -55,96 +75,86 @@ pub struct LimitHandle {
 }
 
 impl LimitHandle {
-    /// Builds the limit, keeping the counters of every band that did not change since `previous`.
+    /// Builds the limit. The backend keeps each band's counters while the band stays as it was.
     pub fn build(
         name: &str,
         config: &LimitConfig,
         previous: Option<&Arc<LimitHandle>>,
-        rooms: &std::collections::BTreeMap<String, Arc<RoomHandle>>,
-        metrics: &Metrics,
-        clock: &Clock,
+        built: &Components,
+        cx: &BuildCx<'_>,
     ) -> Result<Arc<Self>, String> {
         let configs = config.effective_bands();
         let several = configs.len() > 1;
         let mut bands = Vec::with_capacity(configs.len());
-        for (i, band) in configs.into_iter().enumerate() {
-            let algorithm = algorithm(&band);
-            let kept = previous
-                .and_then(|p| p.bands.get(i))
-                .filter(|b| b.config == band && previous.is_some_and(|p| p.max_keys == config.max_keys))
-                .map(|b| b.store.clone());
-            let store = kept.unwrap_or_else(|| Arc::new(MemoryLimiter::new(algorithm, config.max_keys)));
-            let band_name = match (&band.name, several) {
+        let mut algorithms = Vec::with_capacity(configs.len());
+        for (i, band) in configs.iter().enumerate() {
+            algorithms.push(algorithm(band));
+            bands.push(match (&band.name, several) {
                 (Some(n), _) => n.clone(),
                 (None, false) => name.to_string(),
                 (None, true) => format!("{name}-{i}"),
-            };
-            bands.push(Band { name: band_name, algorithm, store, config: band });
+            });
         }
+        let store = cx.backend.limit(name, &algorithms, config.max_keys).map_err(|e| e.to_string())?;
         let parts = config
             .key
             .0
             .iter()
-            .map(|p| key::Part::new(p, |room| rooms.get(room).cloned()))
+            .map(|p| key::Part::new(p, |room| built.get::<RoomHandle>(PolicyKind::Room, room)))
             .collect::<Result<Vec<_>, _>>()?;
-        let described: Vec<(String, Algorithm)> = bands.iter().map(|b| (b.name.clone(), b.algorithm)).collect();
+        let described: Vec<(String, Algorithm)> = bands.iter().cloned().zip(algorithms).collect();
         Ok(Arc::new(Self {
             name: Arc::from(name),
             policy_header: headers::policy(&described),
+            store,
             bands,
+            on_store_error: config.on_store_error,
             parts,
             action: config.action,
             max_wait: config.max_wait.get(),
-            max_keys: config.max_keys,
             allow: config.allow.iter().map(|c| c.0).collect(),
             deny: config.deny.iter().map(|c| c.0).collect(),
             // The same seed across reloads keeps digests, and so counters, stable.
             hasher: previous
-                .map_or_else(|| foldhash::fast::FixedState::with_seed(fastrand::u64(..)), |p| p.hasher.clone()),
-            metrics: metrics.limit(name),
-            clock: clock.clone(),
+                .map_or_else(|| foldhash::fast::FixedState::with_seed(cx.entropy.u64()), |p| p.hasher.clone()),
+            metrics: cx.metrics.families::<LimitFamilies>(PolicyKind::Limit).limit(name),
+            clock: cx.clock.clone(),
         }))
     }
 
-    /// Checks every band at `now`. On a refusal, bands already counted are given back. Returns the deciding
-    /// band and its decision: the refusing band, or else the band closest to refusing.
-    async fn check(&self, key: u64, now: u64) -> Result<(usize, Decision), GatewayError> {
-        let mut closest: Option<(usize, Decision)> = None;
-        for (i, band) in self.bands.iter().enumerate() {
-            let decision = band.store.check(now, key).await.map_err(GatewayError::LimitUnavailable)?;
-            if !decision.allowed {
-                for earlier in &self.bands[..i] {
-                    earlier.store.undo(now, key).await.map_err(GatewayError::LimitUnavailable)?;
-                }
-                return Ok((i, decision));
+    /// Decides every band at `now` in one call to the store. When the store cannot answer, the limit fails
+    /// open (the request passes, undecided) or closed (503), as `on_store_error` says.
+    async fn check(&self, key: u64, now: u64) -> Result<Option<Verdict>, GatewayError> {
+        match self.store.check(now, key).await {
+            Ok(verdict) => Ok(Some(verdict)),
+            Err(e) if self.on_store_error == OnStoreError::Open => {
+                tracing::warn!(limit = %self.name, error = %e, "limit store failed; letting the request through");
+                Ok(None)
             }
-            if closest.is_none_or(|(_, c)| decision.remaining < c.remaining || decision.delay_ns > c.delay_ns) {
-                closest = Some((i, decision));
-            }
+            Err(e) => Err(GatewayError::LimitUnavailable(e)),
         }
-        Ok(closest.unwrap_or((0, Decision::allow(u64::MAX, 0))))
-    }
-
-    /// Forgets idle keys and publishes how many are tracked.
-    pub fn sweep(&self) {
-        let now = self.clock.now_ns();
-        let tracked: u64 = self
-            .bands
-            .iter()
-            .map(|b| {
-                b.store.sweep(now);
-                b.store.keys()
-            })
-            .sum();
-        self.metrics.keys(tracked);
     }
 
     fn add_headers(&self, response: &mut Response<ResponseBody>, band: usize, decision: &Decision) {
         let h = response.headers_mut();
         h.insert("ratelimit-policy", self.policy_header.clone());
         if let Some(b) = self.bands.get(band) {
-            h.insert("ratelimit", headers::state(&b.name, decision));
+            h.insert("ratelimit", headers::state(b, decision));
         }
+    }
+}
+
+impl Component for LimitHandle {
+    /// Forgets idle keys now and then, and publishes how many are tracked.
+    fn tick(&self, n: u64) -> BoxFuture<'_, ()> {
+        let every = (SWEEP_EVERY.as_millis() / TICK.as_millis()).max(1) as u64;
+        if n.is_multiple_of(every) {
+            self.store.sweep(self.clock.now_ns());
+            if let Some(tracked) = self.store.keys() {
+                self.metrics.keys(tracked);
+            }
+        }
+        Box::pin(async {})
     }
 }
 
@@ -204,7 +214,11 @@ impl Policy for LimitPolicy {
             let started = limit.clock.now_ns();
             let (band, decision) = loop {
                 let now = limit.clock.now_ns();
-                let (band, decision) = limit.check(key, now).await?;
+                let Some(Verdict { band, decision }) = limit.check(key, now).await? else {
+                    // The store failed and the limit fails open: through, counted as allowed, no headers.
+                    limit.metrics.count(LimitOutcome::Allowed);
+                    return next.run(req, ctx).await;
+                };
                 let waited = Duration::from_nanos(now.saturating_sub(started));
                 let retry = Duration::from_nanos(decision.retry_after_ns);
                 if decision.allowed || limit.action != Action::Throttle || waited + retry > limit.max_wait {

@@ -116,6 +116,7 @@ impl ClaimBody {
         inventory: &str,
         user: String,
         header_key: Option<String>,
+        entropy: &crate::clock::Entropy,
     ) -> Result<ClaimRequest, GatewayError> {
         let key = match (header_key, self.idempotency_key) {
             (Some(h), Some(b)) if h != b => {
@@ -123,7 +124,7 @@ impl ClaimBody {
             }
             (Some(k), _) | (None, Some(k)) => k,
             // Without a key a retry is a new claim; the per-user limit still stops it from taking twice.
-            (None, None) => format!("auto-{:032x}", fastrand::u128(..)),
+            (None, None) => format!("auto-{:032x}", entropy.u128()),
         };
         check_id("idempotency_key", &key)?;
         let named = u32::try_from(self.units.len()).map_err(|_| invalid("too many units"))?;
@@ -171,7 +172,7 @@ impl Call<'_> {
         let query_user = self.query("user");
         let body: ClaimBody = read_json(self.req).await?;
         let user = pick_user(self.target, header_user, body.user.clone().or(query_user))?;
-        let request = body.into_request(inventory, user, header_key)?;
+        let request = body.into_request(inventory, user, header_key, self.handle.entropy())?;
         let reply = self.handle.claim(&request).await?;
         // A retry is told what the first request was told, whatever happened to the claim since.
         let claim = ClaimParts {

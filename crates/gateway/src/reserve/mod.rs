@@ -6,7 +6,9 @@
 //! within a tick of their expiry), notifications (a claim's watchers hear about promotions and expiries once
 //! they are durable) and metrics.
 
+pub mod admin;
 pub mod api;
+pub mod metrics;
 mod spec;
 mod sse;
 mod view;
@@ -19,10 +21,12 @@ use std::sync::atomic::Ordering;
 use spillway_config::Config;
 use spillway_core::reserve::{Claim, ClaimError, ClaimRequest, Counts, Event, InventorySpec, Reply};
 use spillway_reserve::{Reservations, ReserveError};
-use spillway_store::sqlite::LedgerStats;
+use spillway_store::{Backend, LedgerStats};
 
-use crate::clock::Clock;
-use crate::metrics::{Metrics, ReserveMetrics};
+use crate::clock::{Clock, Entropy};
+use crate::component::Component;
+use crate::metrics::Metrics;
+use metrics::ReserveMetrics;
 
 pub use api::ReserveTarget;
 pub use spec::spec_from_config;
@@ -36,13 +40,20 @@ pub struct ReserveHandle {
     watchers: watch::Watchers,
     metrics: ReserveMetrics,
     clock: Clock,
+    entropy: Entropy,
 }
 
 impl ReserveHandle {
-    /// Opens the ledger and rebuilds the engine's state from it.
-    pub fn open(path: &Path, metrics: &Metrics, clock: &Clock) -> Result<Arc<Self>, ReserveError> {
-        let (service, stats) = Reservations::open(path)?;
-        let metrics = metrics.reserve();
+    /// Opens the backend's ledger and rebuilds the engine's state by replaying it.
+    pub fn open(
+        backend: &dyn Backend,
+        path: &Path,
+        metrics: &Metrics,
+        clock: &Clock,
+        entropy: &Entropy,
+    ) -> Result<Arc<Self>, ReserveError> {
+        let (service, stats) = Reservations::open(backend, path)?;
+        let metrics = metrics.reserve.clone();
         // A ledger is opened once per process, so this is its only observer.
         let _ = stats.on_commit.set(metrics.commit_observer());
         let handle = Self {
@@ -52,12 +63,17 @@ impl ReserveHandle {
             watchers: watch::Watchers::default(),
             metrics,
             clock: clock.clone(),
+            entropy: entropy.clone(),
         };
         Ok(Arc::new(handle))
     }
 
     pub fn ledger_path(&self) -> &Path {
         &self.ledger
+    }
+
+    pub fn entropy(&self) -> &Entropy {
+        &self.entropy
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -201,5 +217,29 @@ fn claim_of(event: &Event) -> Option<u64> {
         | Event::Cancelled { claim, .. }
         | Event::Expired { claim, .. }
         | Event::Promoted { claim, .. } => Some(*claim),
+    }
+}
+
+impl Component for ReserveHandle {
+    /// Returns expired holds within a tick of their expiry.
+    fn tick(&self, _: u64) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = ReserveHandle::tick(self).await {
+                tracing::warn!(error = %e, "returning expired holds failed");
+            }
+        })
+    }
+
+    fn publish(&self) -> futures_util::future::BoxFuture<'_, ()> {
+        ReserveHandle::publish(self);
+        Box::pin(async {})
+    }
+
+    fn apply<'a>(&'a self, config: &'a Config) -> futures_util::future::BoxFuture<'a, Result<(), crate::GatewayError>> {
+        Box::pin(async move { ReserveHandle::apply(self, config).await.map_err(crate::GatewayError::from) })
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.ledger_failure()
     }
 }

@@ -4,29 +4,68 @@
 //! cookies, verifies and signs tokens, and renders what the client is told. A pass is checked with the
 //! signing keys alone, so admitted traffic costs one HMAC and never touches the store except to renew.
 
+mod admin;
 mod cookies;
+pub mod metrics;
 pub mod page;
 mod policy;
 pub mod reserved;
 
 use std::net::IpAddr;
+
+use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde::Deserialize;
-use spillway_config::{Config, RoomConfig};
+use spillway_config::{Config, OnStoreError, PolicyKind, RoomConfig};
 use spillway_core::room::{Counters, Outcome, Renewal, Settings, Snapshot, State, Status, TicketRef};
 use spillway_core::token::{self, Claims, Expect, Keyring, Kind, Refusal};
 use spillway_store::RoomStore;
-use spillway_store::memory::MemoryRoom;
 
 use crate::body::{ResponseBody, full};
-use crate::clock::Clock;
+use crate::clock::{Clock, Entropy};
+use crate::component::{BuildCx, Built, Component, Components, PolicyModule, PolicySite, missing};
 use crate::error::{Accept, GatewayError};
-use crate::metrics::{Metrics, RoomMetrics};
 pub use cookies::{StripRoomCookies, get as cookie, strip_own};
+use metrics::{RoomFamilies, RoomMetrics};
 pub use policy::RoomPolicy;
+
+/// `room:NAME`.
+pub static MODULE: Module = Module;
+
+#[derive(Debug)]
+pub struct Module;
+
+impl PolicyModule for Module {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) -> Arc<dyn std::any::Any + Send + Sync> {
+        Arc::new(RoomFamilies::register(registry))
+    }
+
+    fn build(&self, name: &str, cx: &BuildCx<'_>, _: &Components) -> Result<Built, spillway_config::ConfigError> {
+        use spillway_config::ConfigError;
+        let file = cx.config.rooms.get(name).ok_or_else(|| missing(PolicyKind::Room, name))?;
+        let keys = keyring(cx.config)
+            .map_err(|reason| ConfigError::invalid("keys", reason))?
+            .ok_or_else(|| ConfigError::invalid("keys", "rooms need signing keys"))?;
+        let previous = cx.previous::<RoomHandle>(PolicyKind::Room, name);
+        RoomHandle::build(name, file, &keys, previous.as_ref(), cx)
+            .map(Built::new)
+            .map_err(|reason| ConfigError::invalid(format!("rooms.{name}.page_template"), reason))
+    }
+
+    fn policy(&self, built: &Built, _: &PolicySite<'_>) -> Result<Arc<dyn Policy>, String> {
+        let handle = built.get::<RoomHandle>().ok_or("not a room")?;
+        Ok(Arc::new(RoomPolicy::new(handle)))
+    }
+
+    fn admin(&self) -> axum::Router<Arc<crate::server::Shared>> {
+        admin::routes()
+    }
+}
+
+use crate::pipeline::Policy;
 
 /// A room as the gateway runs it: its store, its keys, what the file says, and what an operator changed live.
 #[derive(Debug)]
@@ -43,6 +82,7 @@ pub struct RoomHandle {
     last_counters: Mutex<Counters>,
     metrics: RoomMetrics,
     clock: Clock,
+    entropy: Entropy,
     /// Cookie names, built once: every request behind the room reads them.
     pass_cookie: String,
     ticket_cookie: String,
@@ -133,9 +173,9 @@ impl RoomHandle {
         file: &RoomConfig,
         keys: &Arc<Keyring>,
         previous: Option<&Arc<RoomHandle>>,
-        metrics: &Metrics,
-        clock: &Clock,
+        cx: &BuildCx<'_>,
     ) -> Result<Arc<Self>, String> {
+        let clock = cx.clock;
         let template = match &file.page_template {
             Some(path) => {
                 Some(std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?)
@@ -157,8 +197,8 @@ impl RoomHandle {
                 (prev.store.clone(), overrides, counters, prev.generation.load(Ordering::Relaxed))
             }
             None => {
-                let store: Arc<dyn RoomStore> =
-                    Arc::new(MemoryRoom::new(settings(file, &Overrides::default()), now, fastrand::u64(..)));
+                let settings = settings(file, &Overrides::default());
+                let store = cx.backend.room(name, settings, now, cx.entropy.u64()).map_err(|e| e.to_string())?;
                 (store, Overrides::default(), Counters::default(), 1)
             }
         };
@@ -171,8 +211,9 @@ impl RoomHandle {
             generation: AtomicU32::new(generation),
             template,
             last_counters: Mutex::new(counters),
-            metrics: metrics.room(name),
+            metrics: cx.metrics.families::<RoomFamilies>(PolicyKind::Room).room(name),
             clock: clock.clone(),
+            entropy: cx.entropy.clone(),
             pass_cookie: cookies::pass_name(name),
             ticket_cookie: cookies::ticket_name(name),
             renewal: settings(file, &Overrides::default()),
@@ -208,7 +249,18 @@ impl RoomHandle {
 
     /// Decides one request: a valid pass goes through (renewed when due); otherwise the client's ticket, if
     /// any, is presented to the room, which keeps its place, admits it, or places it.
+    /// When the store cannot answer, the room fails closed (503) or open (through), by `on_store_error`.
     pub async fn gate(&self, visitor: Visitor<'_>) -> Result<Gate, GatewayError> {
+        match self.decide(visitor).await {
+            Err(GatewayError::RoomUnavailable(e)) if self.file.on_store_error == OnStoreError::Open => {
+                tracing::warn!(room = %self.name, error = %e, "room store failed; letting the request through");
+                Ok(Gate::Through(HeaderMap::new()))
+            }
+            decided => decided,
+        }
+    }
+
+    async fn decide(&self, visitor: Visitor<'_>) -> Result<Gate, GatewayError> {
         let now_ms = self.clock.now_ms();
         let now = (now_ms / 1000) as u32;
         let binding = self.binding(visitor.client_ip);
@@ -223,9 +275,16 @@ impl RoomHandle {
                     if !self.renewal.renewal_due(claims.expires, u64::from(now)) {
                         return Ok(Gate::Through(set));
                     }
-                    match self.store.renew(now_ms, claims.seq, claims.expires).await? {
-                        Renewal::NotDue => return Ok(Gate::Through(set)),
-                        Renewal::Renewed(expires) => {
+                    let renewal = self.store.renew(now_ms, claims.seq, claims.expires).await;
+                    match renewal {
+                        // The pass is valid until it expires whatever the store says now: a place already
+                        // given is never taken back by an outage. Renewal is tried again on the next request.
+                        Err(e) => {
+                            tracing::warn!(room = %self.name, error = %e, "cannot renew a pass; it stays valid");
+                            return Ok(Gate::Through(set));
+                        }
+                        Ok(Renewal::NotDue) => return Ok(Gate::Through(set)),
+                        Ok(Renewal::Renewed(expires)) => {
                             let renewed = Claims { expires, issued: now, ..claims };
                             cookies::set(
                                 &mut set,
@@ -238,7 +297,7 @@ impl RoomHandle {
                         }
                         // Ended on another node (or before this one restarted): remembered here too, and the
                         // client queues like anyone without a pass.
-                        Renewal::Ended => {
+                        Ok(Renewal::Ended) => {
                             self.ended.insert(claims.seq, claims.expires);
                             self.metrics.refused(Refusal::Ended);
                             cookies::set(&mut set, pass_cookie, "", 0, visitor.secure);
@@ -367,7 +426,7 @@ impl RoomHandle {
             State::Paused => 10.min(ceiling),
             State::Closed | State::Full => 30,
         };
-        let jittered = base as f64 * (0.75 + fastrand::f64() * 0.5);
+        let jittered = base as f64 * (0.75 + self.entropy.f64() * 0.5);
         (jittered.round() as u64).max(1)
     }
 
@@ -455,7 +514,7 @@ impl RoomHandle {
     }
 
     pub async fn reset(&self) -> Result<(), GatewayError> {
-        self.store.reset(self.clock.now_ms(), fastrand::u64(..)).await?;
+        self.store.reset(self.clock.now_ms(), self.entropy.u64()).await?;
         self.refresh_generation().await
     }
 
@@ -479,7 +538,7 @@ impl RoomHandle {
     }
 
     /// Called by the ticker: lets time pass in the room and publishes its figures.
-    pub async fn tick(&self, publish: bool) -> Result<(), GatewayError> {
+    pub async fn advance(&self, publish: bool) -> Result<(), GatewayError> {
         let now = self.clock.now_ms();
         self.ended.prune(u32::try_from(now / 1000).unwrap_or(u32::MAX));
         self.store.advance(now).await?;
@@ -545,4 +604,29 @@ pub fn keyring(config: &Config) -> Result<Option<Arc<Keyring>>, String> {
     Keyring::new(config.keys.iter().map(|k| (k.id.as_str(), k.secret.expose().as_bytes())))
         .map(|k| Some(Arc::new(k)))
         .map_err(|e| e.to_string())
+}
+
+impl Component for RoomHandle {
+    /// Lets time pass in the room (places are released on schedule even when nobody polls); every tenth
+    /// tick also publishes its figures.
+    fn tick(&self, n: u64) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.advance(n.is_multiple_of(10)).await {
+                tracing::warn!(room = %self.name, error = %e, "room tick failed");
+            }
+        })
+    }
+
+    /// A scrape never shows a second-old line.
+    fn publish(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.advance(true).await {
+                tracing::warn!(room = %self.name, error = %e, "cannot read the room's figures");
+            }
+        })
+    }
+
+    fn apply<'a>(&'a self, _: &'a Config) -> BoxFuture<'a, Result<(), GatewayError>> {
+        Box::pin(self.apply())
+    }
 }

@@ -5,9 +5,6 @@
 //! - `POST /_spillway/rooms/NAME/leave`: gives up the place or ends the session;
 //! - `GET /_spillway/assets/room.css`: the built-in page's stylesheet.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Response, StatusCode};
 use spillway_core::room::{State, Status};
@@ -19,7 +16,7 @@ use crate::error::{Accept, GatewayError};
 pub const PREFIX: &str = "/_spillway/";
 
 pub async fn handle(
-    rooms: &BTreeMap<String, Arc<RoomHandle>>,
+    rooms: &crate::component::Components,
     method: &Method,
     path: &str,
     visitor: Visitor<'_>,
@@ -34,10 +31,12 @@ pub async fn handle(
     let Some((name, action)) = rest.strip_prefix("rooms/").and_then(|r| r.split_once('/')) else {
         return Err(GatewayError::NoRoute);
     };
-    let room = rooms.get(name).ok_or_else(|| GatewayError::UnknownRoom(name.to_string()))?;
+    let room = rooms
+        .get::<RoomHandle>(spillway_config::PolicyKind::Room, name)
+        .ok_or_else(|| GatewayError::UnknownRoom(name.to_string()))?;
     match (method, action) {
-        (&Method::GET, "status") => status(room, visitor).await,
-        (&Method::POST, "leave") => leave(room, visitor, accept).await,
+        (&Method::GET, "status") => status(&room, visitor).await,
+        (&Method::POST, "leave") => leave(&room, visitor, accept).await,
         (_, "status" | "leave") => Err(GatewayError::MethodNotAllowed),
         _ => Err(GatewayError::NoRoute),
     }

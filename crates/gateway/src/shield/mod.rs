@@ -8,6 +8,7 @@
 
 mod gate;
 mod memory;
+pub mod metrics;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use spillway_config::{AdaptiveAlgorithm, Priority, ShieldConfig, ShieldWindow};
+use spillway_config::{AdaptiveAlgorithm, PolicyKind, Priority, ShieldConfig, ShieldWindow};
 use spillway_core::shield::{
     AdaptiveKind, AdaptiveLimit, AdaptiveSettings, Breaker, BreakerSettings, BudgetSettings, RetryBudget, WindowKind,
     backoff_ms,
@@ -29,10 +30,37 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 
 use crate::body::{BodyTooLarge, RequestBody, full};
-use crate::clock::Clock;
+use crate::clock::{Clock, Entropy};
+use crate::component::{BuildCx, Built, Component, Components, PolicyModule, PolicySite, missing};
 use crate::error::GatewayError;
-use crate::metrics::{Metrics, ShieldMetrics};
 use crate::pipeline::{Next, Outcome, Policy, ProxyRequest, RequestCtx};
+use metrics::{Refused, Retry, ScopeMetrics, ShieldFamilies, ShieldMetrics};
+
+/// `shield:NAME`.
+pub static MODULE: Module = Module;
+
+#[derive(Debug)]
+pub struct Module;
+
+impl PolicyModule for Module {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) -> Arc<dyn std::any::Any + Send + Sync> {
+        Arc::new(ShieldFamilies::register(registry))
+    }
+
+    fn build(&self, name: &str, cx: &BuildCx<'_>, _: &Components) -> Result<Built, spillway_config::ConfigError> {
+        let config = cx.config.shields.get(name).ok_or_else(|| missing(PolicyKind::Shield, name))?;
+        let previous = cx.previous::<ShieldHandle>(PolicyKind::Shield, name);
+        let families = cx.metrics.families::<ShieldFamilies>(PolicyKind::Shield);
+        ShieldHandle::build(name, config, previous.as_ref(), &families, cx.clock, cx.entropy)
+            .map(Built::new)
+            .map_err(|reason| spillway_config::ConfigError::invalid(format!("shields.{name}"), reason))
+    }
+
+    fn policy(&self, built: &Built, site: &PolicySite<'_>) -> Result<Arc<dyn Policy>, String> {
+        let handle = built.get::<ShieldHandle>().ok_or("not a shield")?;
+        Ok(Arc::new(ShieldPolicy::new(handle, site.upstream, site.route, site.priority)))
+    }
+}
 
 /// Largest request body kept to be resent on a retry; larger bodies are streamed once and not retried.
 const MAX_REPLAY_BODY: u64 = 64 * 1024;
@@ -51,6 +79,7 @@ pub struct ShieldHandle {
     gate: Option<Arc<Gate>>,
     metrics: ShieldMetrics,
     clock: Clock,
+    entropy: Entropy,
 }
 
 impl ShieldHandle {
@@ -59,8 +88,9 @@ impl ShieldHandle {
         name: &str,
         config: &ShieldConfig,
         previous: Option<&Arc<ShieldHandle>>,
-        metrics: &Metrics,
+        families: &Arc<ShieldFamilies>,
         clock: &Clock,
+        entropy: &Entropy,
     ) -> Result<Arc<Self>, String> {
         if let Some(p) = previous.filter(|p| p.config == *config) {
             return Ok(p.clone());
@@ -97,32 +127,47 @@ impl ShieldHandle {
             breaker,
             breakers: Mutex::new(HashMap::new()),
             budget: Mutex::new(budget),
+            metrics: families.shield(name, gate.is_some()),
             gate,
-            metrics: metrics.shield(name),
             clock: clock.clone(),
+            entropy: entropy.clone(),
         }))
     }
 
     pub fn watches_memory(&self) -> bool {
         self.config.shed_above_memory.is_some()
     }
+}
 
-    /// The breaker states by scope, and the gate's figures, for metrics and the admin API.
-    pub fn publish(&self) {
+impl Component for ShieldHandle {
+    /// Memory-based shedding reads the process's size once a tick, not once a request.
+    fn tick(&self, _: u64) -> BoxFuture<'_, ()> {
+        if self.watches_memory() {
+            memory::refresh();
+        }
+        Box::pin(async {})
+    }
+
+    /// The breaker states by scope, and the gate's figures.
+    fn publish(&self) -> BoxFuture<'_, ()> {
         let now = self.clock.now_ms();
         let mut breakers = self.breakers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (scope, breaker) in breakers.iter_mut() {
             let (state, transition) = breaker.state(now);
+            let metrics = self.metrics.scope(scope);
             if let Some(t) = transition {
-                self.metrics.transition(scope, t.to);
+                metrics.transition(t.to);
             }
-            self.metrics.state(scope, state.as_str());
+            metrics.state(state.as_str());
         }
         if let Some(gate) = &self.gate {
             self.metrics.gate(gate.in_flight(), gate.queued(), gate.limit());
         }
+        Box::pin(async {})
     }
+}
 
+impl ShieldHandle {
     fn with_breaker<T>(&self, scope: &str, f: impl FnOnce(&mut Breaker) -> T) -> T {
         let mut breakers = self.breakers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let breaker = breakers.entry(scope.to_string()).or_insert_with(|| Breaker::new(self.breaker));
@@ -164,6 +209,7 @@ pub struct ShieldPolicy {
     handle: Arc<ShieldHandle>,
     /// The breaker this route's calls count toward: its upstream's, or its own.
     scope: String,
+    scope_metrics: ScopeMetrics,
     priority: Priority,
 }
 
@@ -173,7 +219,8 @@ impl ShieldPolicy {
             (spillway_config::BreakerScope::Upstream, Some(upstream)) => upstream.to_string(),
             _ => route.to_string(),
         };
-        Self { handle, scope, priority }
+        let scope_metrics = handle.metrics.scope(&scope);
+        Self { handle, scope, scope_metrics, priority }
     }
 }
 
@@ -185,7 +232,7 @@ impl Policy for ShieldPolicy {
                 && self.priority < Priority::High
                 && memory::resident_bytes() > limit.get()
             {
-                h.metrics.refused("memory");
+                h.metrics.refused(Refused::Memory);
                 return h.fallback_or(GatewayError::Overloaded { retry_after: SHED_RETRY_AFTER });
             }
             let slot = match &h.gate {
@@ -194,8 +241,8 @@ impl Policy for ShieldPolicy {
                     Ok(slot) => Some(slot),
                     Err(shed) => {
                         h.metrics.refused(match shed {
-                            Shed::QueueFull => "queue_full",
-                            Shed::QueueTimeout => "queue_timeout",
+                            Shed::QueueFull => Refused::QueueFull,
+                            Shed::QueueTimeout => Refused::QueueTimeout,
                         });
                         return h.fallback_or(GatewayError::Overloaded { retry_after: SHED_RETRY_AFTER });
                     }
@@ -248,12 +295,12 @@ impl ShieldPolicy {
             let request = Request::from_parts(parts.clone(), body);
             let (permit, transition) = h.with_breaker(&self.scope, |b| b.try_acquire(h.clock.now_ms()));
             if let Some(t) = transition {
-                h.metrics.transition(&self.scope, t.to);
+                self.scope_metrics.transition(t.to);
             }
             let permit = match permit {
                 Ok(p) => p,
                 Err(refused) => {
-                    h.metrics.refused("circuit_open");
+                    h.metrics.refused(Refused::CircuitOpen);
                     let retry_after = Duration::from_millis(refused.retry_after_ms);
                     return h.fallback_or(GatewayError::CircuitOpen { scope: self.scope.clone(), retry_after });
                 }
@@ -282,7 +329,7 @@ impl ShieldPolicy {
                 h.with_breaker(&self.scope, |b| b.record(permit, failed, took_ms, h.clock.now_ms()))
             });
             if let Some(t) = transition {
-                h.metrics.transition(&self.scope, t.to);
+                self.scope_metrics.transition(t.to);
             }
             if let Some(gate) = &h.gate {
                 let dropped =
@@ -295,14 +342,14 @@ impl ShieldPolicy {
             if attempt < retries {
                 if lock(&h.budget).try_retry(h.clock.now_ms()) {
                     attempt += 1;
-                    h.metrics.retry("attempted");
+                    h.metrics.retry(Retry::Attempted);
                     let base = h.config.retry_backoff.as_millis();
                     let cap = h.config.retry_backoff_max.as_millis();
-                    let wait = backoff_ms(attempt - 1, base, cap, fastrand::f64());
+                    let wait = backoff_ms(attempt - 1, base, cap, h.entropy.f64());
                     tokio::time::sleep(Duration::from_millis(wait)).await;
                     continue;
                 }
-                h.metrics.retry("budget_exhausted");
+                h.metrics.retry(Retry::BudgetExhausted);
             }
             return match outcome {
                 Err(e) => h.fallback_or(e),

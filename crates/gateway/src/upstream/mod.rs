@@ -2,6 +2,7 @@
 
 mod balancer;
 mod connector;
+pub mod metrics;
 mod pool;
 
 use std::error::Error as StdError;
@@ -27,7 +28,7 @@ use pool::{Pool, SendError, Sender};
 
 use crate::body::{BodyTooLarge, BoxError, ClientBodyError, RequestBody};
 use crate::error::GatewayError;
-use crate::metrics::{AddressLabels, Metrics};
+use crate::metrics::Metrics;
 use crate::pipeline::{Outcome, ProxyRequest};
 
 #[derive(Debug)]
@@ -60,16 +61,15 @@ impl Upstream {
             };
             let authority: Authority = addr.parse().map_err(|e| invalid(&e))?;
             let host = HeaderValue::from_str(authority.as_str()).map_err(|e| invalid(&e))?;
-            let labels = AddressLabels { upstream: name.to_string(), address: addr.clone() };
-            let open = metrics.upstream_connections.get_or_create(&labels).clone();
-            let connector = Connector::new(upstream_uri(&authority), config.connect_timeout.get(), open);
+            let m = metrics.upstream.address(name, addr);
+            let connector = Connector::new(upstream_uri(&authority), config.connect_timeout.get(), m.connections);
             addresses.push(Address {
                 pool: Pool::new(connector, config.max_idle_per_address, config.idle_timeout.get()),
                 authority,
                 host,
-                in_flight: metrics.upstream_in_flight.get_or_create(&labels).clone(),
-                connect_failures: metrics.upstream_connect_failures.get_or_create(&labels).clone(),
-                ejections: metrics.upstream_ejections.get_or_create(&labels).clone(),
+                in_flight: m.in_flight,
+                connect_failures: m.connect_failures,
+                ejections: m.ejections,
             });
         }
         let balancer = Balancer::new(

@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use spillway_core::limit::{Algorithm, Decision, State};
 
-use crate::limit::{LimitStore, Pending};
-use crate::room::StoreResult;
+use crate::error::StoreResult;
+use crate::limit::{LimitStore, Pending, Verdict};
+use crate::memory::Faults;
 
 const SHARDS: usize = 64;
 
@@ -37,18 +38,21 @@ impl Hasher for Identity {
 
 type Shard = HashMap<u64, State, BuildHasherDefault<Identity>>;
 
+/// One band's table: one algorithm, every key. Shared by the limiters of successive configs while the band's
+/// algorithm and the limit's key bound stay the same, so a reload keeps every key's count.
 #[derive(Debug)]
-pub struct MemoryLimiter {
-    algorithm: Algorithm,
+pub struct MemoryBand {
+    pub(crate) algorithm: Algorithm,
+    pub(crate) max_keys: usize,
     shards: Box<[Mutex<Shard>]>,
     max_per_shard: usize,
     keys: AtomicU64,
 }
 
-impl MemoryLimiter {
+impl MemoryBand {
     pub fn new(algorithm: Algorithm, max_keys: usize) -> Self {
         let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
-        Self { algorithm, shards, max_per_shard: max_keys.div_ceil(SHARDS).max(1), keys: AtomicU64::new(0) }
+        Self { algorithm, max_keys, shards, max_per_shard: max_keys.div_ceil(SHARDS).max(1), keys: AtomicU64::new(0) }
     }
 
     fn shard(&self, key: u64) -> std::sync::MutexGuard<'_, Shard> {
@@ -82,25 +86,15 @@ impl MemoryLimiter {
     }
 }
 
-impl MemoryLimiter {
+impl MemoryBand {
     pub fn undo_now(&self, now_ns: u64, key: u64) {
         if let Some(state) = self.shard(key).get_mut(&key) {
             state.undo(&self.algorithm, now_ns);
         }
     }
-}
 
-impl LimitStore for MemoryLimiter {
-    fn check(&self, now_ns: u64, key: u64) -> Pending<'_, StoreResult<Decision>> {
-        Pending::Ready(Some(Ok(self.check_now(now_ns, key))))
-    }
-
-    fn undo(&self, now_ns: u64, key: u64) -> Pending<'_, StoreResult<()>> {
-        self.undo_now(now_ns, key);
-        Pending::Ready(Some(Ok(())))
-    }
-
-    fn sweep(&self, now_ns: u64) -> usize {
+    /// Forgets keys whose state has gone back to fresh; returns how many.
+    pub fn sweep(&self, now_ns: u64) -> usize {
         let mut swept = 0;
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -112,8 +106,64 @@ impl LimitStore for MemoryLimiter {
         swept
     }
 
-    fn keys(&self) -> u64 {
+    pub fn keys(&self) -> u64 {
         self.keys.load(Ordering::Relaxed)
+    }
+}
+
+/// A limit's bands in this process. A request is decided against all of them under no shared lock: each band
+/// counts it, and when a later band refuses, the earlier ones give it back at once, so a refused request
+/// costs nothing and no caller sees a half-counted request.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    bands: Vec<std::sync::Arc<MemoryBand>>,
+    faults: Faults,
+}
+
+impl MemoryLimiter {
+    pub fn new(bands: Vec<std::sync::Arc<MemoryBand>>, faults: Faults) -> Self {
+        Self { bands, faults }
+    }
+
+    pub fn bands(&self) -> &[std::sync::Arc<MemoryBand>] {
+        &self.bands
+    }
+
+    /// The verdict, in process: the refusing band's decision, or else the one closest to refusing.
+    pub fn check_now(&self, now_ns: u64, key: u64) -> Verdict {
+        let mut closest: Option<Verdict> = None;
+        for (i, band) in self.bands.iter().enumerate() {
+            let decision = band.check_now(now_ns, key);
+            if !decision.allowed {
+                for earlier in &self.bands[..i] {
+                    earlier.undo_now(now_ns, key);
+                }
+                return Verdict { band: i, decision };
+            }
+            if closest
+                .is_none_or(|c| decision.remaining < c.decision.remaining || decision.delay_ns > c.decision.delay_ns)
+            {
+                closest = Some(Verdict { band: i, decision });
+            }
+        }
+        closest.unwrap_or(Verdict { band: 0, decision: Decision::allow(u64::MAX, 0) })
+    }
+}
+
+impl LimitStore for MemoryLimiter {
+    fn check(&self, now_ns: u64, key: u64) -> Pending<'_, StoreResult<Verdict>> {
+        if let Some(e) = self.faults.fail("limit check") {
+            return Pending::Ready(Some(Err(e)));
+        }
+        Pending::Ready(Some(Ok(self.check_now(now_ns, key))))
+    }
+
+    fn sweep(&self, now_ns: u64) -> usize {
+        self.bands.iter().map(|b| b.sweep(now_ns)).sum()
+    }
+
+    fn keys(&self) -> Option<u64> {
+        Some(self.bands.iter().map(|b| b.keys()).sum())
     }
 }
 
@@ -124,8 +174,8 @@ mod tests {
 
     const S: u64 = 1_000_000_000;
 
-    fn limiter(max_keys: usize) -> MemoryLimiter {
-        MemoryLimiter::new(Algorithm::Gcra { quota: Quota::per_second(1), burst: 1 }, max_keys)
+    fn limiter(max_keys: usize) -> MemoryBand {
+        MemoryBand::new(Algorithm::Gcra { quota: Quota::per_second(1), burst: 1 }, max_keys)
     }
 
     #[test]
@@ -156,5 +206,21 @@ mod tests {
         assert!(l.check_now(0, 7).allowed);
         l.undo_now(0, 7);
         assert!(l.check_now(0, 7).allowed);
+    }
+
+    #[test]
+    fn a_refusing_band_gives_back_what_the_earlier_ones_counted() {
+        use std::sync::Arc;
+        let per_second = Arc::new(MemoryBand::new(Algorithm::FixedWindow { quota: Quota::per_second(10) }, 10));
+        let tight = Arc::new(MemoryBand::new(Algorithm::FixedWindow { quota: Quota::per_second(1) }, 10));
+        let l = MemoryLimiter::new(vec![per_second.clone(), tight], Faults::default());
+        assert!(l.check_now(0, 7).decision.allowed);
+        for _ in 0..5 {
+            let refused = l.check_now(0, 7);
+            assert!(!refused.decision.allowed);
+            assert_eq!(refused.band, 1, "the second band refused");
+        }
+        // Only the allowed request counts in the first band: nine are left of its ten.
+        assert_eq!(per_second.check_now(0, 7).remaining, 8);
     }
 }

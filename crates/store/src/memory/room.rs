@@ -6,16 +6,23 @@ use std::sync::{Mutex, MutexGuard};
 use futures_util::future::{BoxFuture, FutureExt, ready};
 use spillway_core::room::{Renewal, Room, Settings, Snapshot, TicketRef, Visit};
 
-use crate::room::{RoomStore, StoreResult};
+use crate::error::StoreResult;
+use crate::memory::Faults;
+use crate::room::RoomStore;
 
 #[derive(Debug)]
 pub struct MemoryRoom {
     room: Mutex<Room>,
+    faults: Faults,
 }
 
 impl MemoryRoom {
     pub fn new(settings: Settings, now_ms: u64, entropy: u64) -> Self {
-        Self { room: Mutex::new(Room::new(settings, now_ms, entropy)) }
+        Self::with_faults(settings, now_ms, entropy, Faults::default())
+    }
+
+    pub fn with_faults(settings: Settings, now_ms: u64, entropy: u64, faults: Faults) -> Self {
+        Self { room: Mutex::new(Room::new(settings, now_ms, entropy)), faults }
     }
 
     /// A panic while holding the lock cannot leave the model half-updated in a way that matters more than
@@ -25,6 +32,9 @@ impl MemoryRoom {
     }
 
     fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Room) -> T) -> BoxFuture<'_, StoreResult<T>> {
+        if let Some(e) = self.faults.fail("room") {
+            return ready(Err(e)).boxed();
+        }
         let out = f(&mut self.lock());
         ready(Ok(out)).boxed()
     }

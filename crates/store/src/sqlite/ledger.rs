@@ -27,32 +27,10 @@ use spillway_core::reserve::Event;
 use tokio::sync::oneshot;
 
 use super::batch;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{CommitObserver, Ledger, LedgerError, LedgerStats};
 
 /// Most appends written in one transaction: bounds the latency one commit adds to the first append in it.
 const MAX_BATCH: usize = 4096;
-
-/// Counters the writer keeps, for metrics and benchmarks.
-#[derive(Debug, Default)]
-pub struct LedgerStats {
-    pub commits: AtomicU64,
-    pub appends: AtomicU64,
-    pub events: AtomicU64,
-    /// Total time spent committing, in microseconds.
-    pub commit_micros: AtomicU64,
-    /// Told of each commit, for distributions the totals cannot give (a slow fsync now and then).
-    pub on_commit: std::sync::OnceLock<CommitObserver>,
-}
-
-/// Called by the writer thread after each commit with how long it took and how many appends it made durable.
-/// It runs between commits, so it must be quick: a histogram's observe, not I/O.
-pub struct CommitObserver(pub Box<dyn Fn(std::time::Duration, usize) + Send + Sync>);
-
-impl std::fmt::Debug for CommitObserver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CommitObserver")
-    }
-}
 
 /// Appends not yet taken by the writer.
 #[derive(Debug, Default)]

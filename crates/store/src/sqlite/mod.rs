@@ -3,4 +3,4 @@
 mod batch;
 mod ledger;
 
-pub use ledger::{CommitObserver, LedgerStats, SqliteLedger};
+pub use ledger::SqliteLedger;
