@@ -48,15 +48,12 @@ TOML
 
 goodput() { # route -> "goodput/s ok late_or_failed shed"
     # A fresh origin each run, so no queue is left over from the run before.
-    "$BIN" origin --listen 127.0.0.1:$ORIGIN_PORT --latency 20ms --max-concurrency 32 --overflow wait 2>"$WORK/origin.log" &
+    start_origin origin $ORIGIN_PORT --latency 20ms --max-concurrency 32 --overflow wait
     local origin=$!
-    PIDS+=($origin)
-    wait_for "http://127.0.0.1:$ORIGIN_PORT/"
     rm -rf "$WORK/out"
     "$BIN" spike --url "http://127.0.0.1:$SPILLWAY_PORT/$1" --rate "$RATE" --duration "$DURATION" --grace 2s \
         --timeout 1s --connections 4096 --max-users 10000000 --out "$WORK/out" --quiet >/dev/null 2>&1 || true
-    kill "$origin" 2>/dev/null || true
-    wait "$origin" 2>/dev/null || true
+    stop "$origin"
     python3 - "$WORK/out/report.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -68,7 +65,7 @@ print(f'{ok / r["elapsed_seconds"]:.0f} {ok} {failed} {shed}')
 PY
 }
 
-start spillway "$BIN" serve --config "$WORK/spillway.toml"
+start_gateway
 wait_for "http://127.0.0.1:$ADMIN_PORT/healthz"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores; $RATE new requests/s for $DURATION, 1 s client timeout; origin capacity 1,600/s"
 printf "%-6s %-9s %10s %10s %16s %10s\n" round shield goodput/s ok timed_out/failed shed_503

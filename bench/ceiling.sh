@@ -17,50 +17,38 @@ CONNS=${CONNS:-"64 256"}
 BASE_PORT=${BASE_PORT:-19080}
 ORIGIN_PORT=$BASE_PORT SPILLWAY_PORT=$((BASE_PORT + 1)) NGINX_PORT=$((BASE_PORT + 3)) FORWARD_PORT=$((BASE_PORT + 4))
 ADMIN_PORT=$((BASE_PORT + 11))
-command -v wrk >/dev/null && [ -x /usr/sbin/nginx ] && [ -x /usr/bin/time ] \
-    || { echo "needs wrk, nginx and /usr/bin/time (run proxy-vs-nginx.sh once; apt-get install time)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/spillway
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+source bench/lib.sh
+need_packages nginx wrk
 cc -O2 -o "$WORK/l4-forward" bench/l4-forward.c
 
-"$BIN" origin --listen 127.0.0.1:$ORIGIN_PORT 2>"$WORK/origin.log" & PIDS+=($!); ORIGIN_PID=$!
-printf '[server]\nlisten = "127.0.0.1:%s"\nadmin_listen = "127.0.0.1:%s"\nadmin_token = "bench"\n[log]\nlevel = "warn"\n[upstreams.origin]\naddresses = ["127.0.0.1:%s"]\n[[routes]]\nupstream = "origin"\n' \
-    $SPILLWAY_PORT $ADMIN_PORT $ORIGIN_PORT >"$WORK/spillway.toml"
-"$BIN" serve --config "$WORK/spillway.toml" 2>"$WORK/spillway.log" & PIDS+=($!); SPILLWAY_PID=$!
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx.conf" <<CONF
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
-    uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
-    upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 256; }
+start_origin origin $ORIGIN_PORT
+ORIGIN_PID=$!
+gateway_config "$SPILLWAY_PORT" "$ADMIN_PORT"
+cat >>"$WORK/spillway.toml" <<TOML
+[upstreams.origin]
+addresses = ["127.0.0.1:$ORIGIN_PORT"]
+[[routes]]
+upstream = "origin"
+TOML
+start_gateway
+SPILLWAY_PID=$!
+start_nginx $ORIGIN_PORT 256 <<CONF
     limit_req_zone \$binary_remote_addr zone=perip:10m rate=1000000r/s;
     server {
         listen 127.0.0.1:$NGINX_PORT;
         location / {
             limit_req zone=perip burst=1000000 nodelay;
-            proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";
+            $NGINX_PROXY
         }
     }
-}
 CONF
-/usr/sbin/nginx -c "$WORK/nginx.conf" -g 'daemon off;' & PIDS+=($!); NGINX_PID=$!
-"$WORK/l4-forward" $FORWARD_PORT $ORIGIN_PORT "$(nproc)" & PIDS+=($!); FORWARD_PID=$!
-for port in $ORIGIN_PORT $SPILLWAY_PORT $NGINX_PORT $FORWARD_PORT; do
-    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
-    curl -fs "http://127.0.0.1:$port/" >/dev/null || { echo "port $port never answered" >&2; cat "$WORK"/*.log >&2; exit 1; }
+NGINX_PID=$!
+start l4-forward "$WORK/l4-forward" $FORWARD_PORT $ORIGIN_PORT "$(nproc)"
+FORWARD_PID=$!
+for port in $SPILLWAY_PORT $NGINX_PORT $FORWARD_PORT; do
+    wait_for "http://127.0.0.1:$port/"
 done
 
 tick=$(getconf CLK_TCK)

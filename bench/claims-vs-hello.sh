@@ -24,7 +24,7 @@ CONNS=${CONNS:-64}
 HELLO_PORT=18280 GATEWAY_PORT=18281 ADMIN_PORT=18291
 need_packages wrk
 
-start hello "$BIN" origin --listen 127.0.0.1:$HELLO_PORT
+start_origin hello $HELLO_PORT
 gateway_config "$GATEWAY_PORT" "$ADMIN_PORT"
 cat >>"$WORK/spillway.toml" <<TOML
 [reservations]
@@ -38,8 +38,7 @@ stock = 1
 path = "/api"
 target = "reservations"
 TOML
-start spillway "$BIN" serve --config "$WORK/spillway.toml"
-wait_for "http://127.0.0.1:$HELLO_PORT/"
+start_gateway
 wait_for "http://127.0.0.1:$GATEWAY_PORT/api/inventories"
 curl -fs -X POST -d '{"user":"first"}' "http://127.0.0.1:$GATEWAY_PORT/api/inventories/gone/claims" >/dev/null
 
@@ -61,25 +60,19 @@ function request()
 end
 LUA
 
-run() { # url [lua-script round] -> req/s
-    local out
-    if [ -n "${2:-}" ]; then
-        out=$(wrk -t2 -c"$CONNS" -d"$DURATION" -s "$2" "$1" -- "$3" 2>&1)
-    else
-        out=$(wrk -t2 -c"$CONNS" -d"$DURATION" "$1" 2>&1)
-    fi
-    awk '/Socket errors/ { print "  " $0 > "/dev/stderr" }' <<<"$out"
-    awk '/Requests\/sec/ { print $2 }' <<<"$out"
+claims() { # url round -> req/s, a new user every request
+    wrk_rps "$CONNS" "$1" -s "$WORK/claims.lua" -- "$2"
 }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores; wrk -t2 -c$CONNS -d$DURATION; $ROUNDS alternating rounds"
 printf "%-6s %12s %12s %12s %12s\n" round "hello GET" hello claim sold_out
 : >"$WORK/claim"; : >"$WORK/gone"; : >"$WORK/claim_get"; : >"$WORK/claim_abs"
 for round in $(seq "$ROUNDS"); do
-    hello_get=$(run "http://127.0.0.1:$HELLO_PORT/")
-    hello=$(run "http://127.0.0.1:$HELLO_PORT/api/inventories/drop/claims" "$WORK/claims.lua" "h$round")
-    claim=$(run "http://127.0.0.1:$GATEWAY_PORT/api/inventories/drop/claims" "$WORK/claims.lua" "r$round")
-    gone=$(run "http://127.0.0.1:$GATEWAY_PORT/api/inventories/gone/claims" "$WORK/claims.lua" "g$round")
+    hello_get=$(wrk_rps "$CONNS" "http://127.0.0.1:$HELLO_PORT/")
+    hello=$(claims "http://127.0.0.1:$HELLO_PORT/api/inventories/drop/claims" "h$round")
+    claim=$(claims "http://127.0.0.1:$GATEWAY_PORT/api/inventories/drop/claims" "r$round")
+    # Every one of these is a sold_out 409.
+    gone=$(NON2XX_OK=1 claims "http://127.0.0.1:$GATEWAY_PORT/api/inventories/gone/claims" "g$round")
     printf "%-6s %12s %12s %12s %12s\n" "$round" "$hello_get" "$hello" "$claim" "$gone"
     ratio "$claim" "$hello" >>"$WORK/claim"
     ratio "$gone" "$hello" >>"$WORK/gone"

@@ -21,9 +21,8 @@ ADMIN_PORT=$((BASE_PORT + 11))
 
 source bench/lib.sh
 need_packages nginx wrk
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-start origin "$BIN" origin --listen 127.0.0.1:$ORIGIN_PORT
+start_origin origin $ORIGIN_PORT
 
 gateway_config "$SPILLWAY_PORT" "$ADMIN_PORT"
 cat >>"$WORK/spillway.toml" <<TOML
@@ -40,49 +39,30 @@ path = "/limited"
 upstream = "origin"
 policies = ["limit:bench"]
 TOML
-start spillway "$BIN" serve --config "$WORK/spillway.toml"
+start_gateway
 
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx.conf" <<CONF
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
-    uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
-    upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 256; }
+start_nginx $ORIGIN_PORT 256 <<CONF
     limit_req_zone \$binary_remote_addr zone=perip:10m rate=1000000r/s;
     server {
         listen 127.0.0.1:$NGINX_PORT;
-        location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        location / { $NGINX_PROXY }
     }
     server {
         listen 127.0.0.1:$NGINX_LIMIT_PORT;
         location / {
             limit_req zone=perip burst=1000000 nodelay;
-            proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";
+            $NGINX_PROXY
         }
     }
-}
 CONF
-start nginx "$NGINX" -c "$WORK/nginx.conf" -g 'daemon off;'
 
 for port in $SPILLWAY_PORT $NGINX_PORT $NGINX_LIMIT_PORT; do
     wait_for "http://127.0.0.1:$port/"
 done
 
-
-run() { # name port conns [path] -> "rps p50 p99"
-    local out
-    out=$(wrk -t2 -c"$3" -d"$DURATION" --latency "http://127.0.0.1:$2${4:-/}" 2>&1)
-    local rps p50 p99 errors
-    rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
-    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
-    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
-    errors=$(awk '/Non-2xx|Socket errors/' <<<"$out")
-    [ -n "$errors" ] && echo "  $1: $errors" >&2
+run() { # port conns [path] -> "rps p50 p99"
+    local rps p50 p99
+    read -r rps p50 p99 _ < <(wrk_run "$2" "http://127.0.0.1:$1${3:-/}")
     echo "$rps $p50 $p99"
 }
 
@@ -93,19 +73,19 @@ for c in $CONNS; do
     : >"$WORK/ratio_plain_$c"; : >"$WORK/ratio_limit_$c"; : >"$WORK/p99_$c"
     : >"$WORK/ratio_both_$c"; : >"$WORK/p99_both_$c"
     for pair in $(seq "$PAIRS"); do
-        read -r s_rps s_p50 s_p99 < <(run spillway $SPILLWAY_PORT "$c")
-        read -r sl_rps sl_p50 sl_p99 < <(run spillway-limit $SPILLWAY_PORT "$c" /limited/)
-        read -r n_rps n_p50 n_p99 < <(run nginx $NGINX_PORT "$c")
-        read -r l_rps l_p50 l_p99 < <(run nginx-limit $NGINX_LIMIT_PORT "$c")
+        read -r s_rps s_p50 s_p99 < <(run $SPILLWAY_PORT "$c")
+        read -r sl_rps sl_p50 sl_p99 < <(run $SPILLWAY_PORT "$c" /limited/)
+        read -r n_rps n_p50 n_p99 < <(run $NGINX_PORT "$c")
+        read -r l_rps l_p50 l_p99 < <(run $NGINX_LIMIT_PORT "$c")
         printf "%-6s %-5s %-14s %10s %9s %9s\n" "$c" "$pair" spillway "$s_rps" "$s_p50" "$s_p99"
         printf "%-6s %-5s %-14s %10s %9s %9s\n" "$c" "$pair" spillway-limit "$sl_rps" "$sl_p50" "$sl_p99"
         printf "%-6s %-5s %-14s %10s %9s %9s\n" "$c" "$pair" nginx "$n_rps" "$n_p50" "$n_p99"
         printf "%-6s %-5s %-14s %10s %9s %9s\n" "$c" "$pair" nginx-limit_req "$l_rps" "$l_p50" "$l_p99"
-        awk -v a="$s_rps" -v b="$n_rps" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/ratio_plain_$c"
-        awk -v a="$s_rps" -v b="$l_rps" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/ratio_limit_$c"
-        awk -v a="$s_p99" -v b="$l_p99" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/p99_$c"
-        awk -v a="$sl_rps" -v b="$l_rps" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/ratio_both_$c"
-        awk -v a="$sl_p99" -v b="$l_p99" 'BEGIN { printf "%.3f\n", a/b }' >>"$WORK/p99_both_$c"
+        ratio "$s_rps" "$n_rps" >>"$WORK/ratio_plain_$c"
+        ratio "$s_rps" "$l_rps" >>"$WORK/ratio_limit_$c"
+        ratio "$s_p99" "$l_p99" >>"$WORK/p99_$c"
+        ratio "$sl_rps" "$l_rps" >>"$WORK/ratio_both_$c"
+        ratio "$sl_p99" "$l_p99" >>"$WORK/p99_both_$c"
     done
 done
 echo

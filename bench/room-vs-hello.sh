@@ -22,7 +22,7 @@ HELLO_PORT=18180 GATEWAY_PORT=18181 ADMIN_PORT=18191
 source bench/lib.sh
 need_packages wrk
 
-start hello "$BIN" origin --listen 127.0.0.1:$HELLO_PORT
+start_origin hello $HELLO_PORT
 gateway_config "$GATEWAY_PORT" "$ADMIN_PORT"
 cat >>"$WORK/spillway.toml" <<TOML
 [[keys]]
@@ -37,10 +37,9 @@ queue_grace = "1h"
 upstream = "origin"
 policies = ["room:bench"]
 TOML
-start spillway "$BIN" serve --config "$WORK/spillway.toml"
+start_gateway
 
 STATUS="http://127.0.0.1:$GATEWAY_PORT/_spillway/rooms/bench/status"
-wait_for "http://127.0.0.1:$HELLO_PORT/"
 wait_for "$STATUS"
 # The room is paused for the whole run, so nobody is admitted: every join takes a place and every status poll
 # is a waiting client's poll (a released ticket would be spent, and its next poll would be a join again).
@@ -48,24 +47,13 @@ curl -fs -X POST -H 'Authorization: Bearer bench' "http://127.0.0.1:$ADMIN_PORT/
 TICKET=$(curl -fs -D - -o /dev/null "$STATUS" | awk -F'[=;]' 'tolower($1) == "set-cookie: spw_ticket_bench" { print $2 }')
 [ -n "$TICKET" ] || { echo "no ticket issued" >&2; exit 1; }
 
-run() { # url [cookie] -> req/s
-    local out
-    if [ -n "${2:-}" ]; then
-        out=$(wrk -t2 -c"$CONNS" -d"$DURATION" -H "Cookie: spw_ticket_bench=$2" "$1" 2>&1)
-    else
-        out=$(wrk -t2 -c"$CONNS" -d"$DURATION" "$1" 2>&1)
-    fi
-    awk '/Non-2xx|Socket errors/ { print "  " $0 > "/dev/stderr" }' <<<"$out"
-    awk '/Requests\/sec/ { print $2 }' <<<"$out"
-}
-
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores; wrk -t2 -c$CONNS -d$DURATION; $ROUNDS alternating rounds"
 printf "%-6s %12s %12s %12s\n" round hello join status
 : >"$WORK/join"; : >"$WORK/status"
 for round in $(seq "$ROUNDS"); do
-    hello=$(run "http://127.0.0.1:$HELLO_PORT/")
-    join=$(run "$STATUS")
-    status=$(run "$STATUS" "$TICKET")
+    hello=$(wrk_rps "$CONNS" "http://127.0.0.1:$HELLO_PORT/")
+    join=$(wrk_rps "$CONNS" "$STATUS")
+    status=$(wrk_rps "$CONNS" "$STATUS" -H "Cookie: spw_ticket_bench=$TICKET")
     printf "%-6s %12s %12s %12s\n" "$round" "$hello" "$join" "$status"
     ratio "$join" "$hello" >>"$WORK/join"
     ratio "$status" "$hello" >>"$WORK/status"

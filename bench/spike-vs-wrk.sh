@@ -26,9 +26,8 @@ if [ -z "$OHA" ]; then
     OHA=$root/bin/oha
 fi
 
-start hello "$BIN" origin --listen 127.0.0.1:$HELLO_PORT
+start_origin hello $HELLO_PORT
 URL="http://127.0.0.1:$HELLO_PORT/"
-wait_for "$URL"
 
 # timed NAME CMD... : runs CMD with its output in $WORK/NAME.out; prints its CPU seconds (user + system).
 timed() {

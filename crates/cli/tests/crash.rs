@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use spillway_testkit::{Spillway, TOKEN, client};
+use spillway_testkit::{Conf, Spillway, client};
 use tokio::sync::Notify;
 
 const BIN: &str = env!("CARGO_BIN_EXE_spillway");
@@ -26,25 +26,12 @@ const STOCK_PER_CYCLE: u64 = 50;
 const CLAIMANTS: usize = 16;
 
 fn write_config(path: &Path, ledger: &Path, stock: u64) {
-    let text = format!(
-        r#"[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-admin_token = "{TOKEN}"
-[log]
-format = "json"
-[reservations]
-ledger = "{}"
-[inventories.drop]
-stock = {stock}
-per_user_limit = 1
-[[routes]]
-path = "/api"
-target = "reservations"
-"#,
-        ledger.display()
-    );
-    std::fs::write(path, text).unwrap();
+    Conf::new()
+        .json_logs()
+        .reservations(ledger)
+        .table("inventories.drop", &format!("stock = {stock}\nper_user_limit = 1"))
+        .reservations_route("/api")
+        .write(path);
 }
 
 /// What the clients were told, across every cycle.

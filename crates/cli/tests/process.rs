@@ -1,37 +1,35 @@
 //! The real `spillway` binary as a user runs it: signals, reloads, exit codes, memory while streaming.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
-use std::path::Path;
 use std::process::Command;
 
 use futures_util::StreamExt;
 use serde_json::Value;
-use spillway_testkit::{Origin, Spillway, TOKEN, client};
+use spillway_testkit::{Conf, Origin, Spillway, client};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spillway");
 
-fn write_config(path: &Path, rest: &str) {
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\nmax_body_bytes = \"64MiB\"\n[log]\nformat = \"json\"\n{rest}"
-    );
-    std::fs::write(path, text).unwrap();
+/// What every test's file has: bodies up to 64 MiB and JSON logs, which [`Spillway`] reads.
+fn base() -> Conf {
+    Conf::new().server("max_body_bytes = \"64MiB\"").json_logs()
 }
 
-fn route_to(origin: &Origin, upstream: &str) -> String {
-    format!("[upstreams.{upstream}]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"{upstream}\"\n", origin.addr)
+/// Everything to `origin`, as the upstream `upstream`.
+fn route_to(origin: &Origin, upstream: &str) -> Conf {
+    base().upstream(upstream, origin.addr).route("/", upstream)
 }
 
 #[test]
 fn check_prints_effective_settings_or_names_the_bad_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spillway.toml");
-    write_config(&path, "[upstreams.shop]\naddresses = [\"127.0.0.1:3000\"]\n[[routes]]\nupstream = \"shopp\"\n");
+    base().upstream("shop", "127.0.0.1:3000").route("/", "shopp").write(&path);
     let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(r#"routes[0].upstream: no upstream named "shopp"; did you mean "shop"?"#), "{stderr}");
 
-    write_config(&path, "[upstreams.shop]\naddresses = [\"127.0.0.1:3000\"]\n[[routes]]\nupstream = \"shop\"\n");
+    base().upstream("shop", "127.0.0.1:3000").route("/", "shop").write(&path);
     let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -52,7 +50,7 @@ async fn sigterm_lets_the_in_flight_request_finish_and_exits_zero() {
     let origin = Origin::start("a").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spillway.toml");
-    write_config(&path, &route_to(&origin, "a"));
+    route_to(&origin, "a").write(&path);
     let mut gw = Spillway::serve(BIN, &path).await;
 
     let held = tokio::spawn(client().get(gw.url("/hold")).send());
@@ -72,7 +70,7 @@ async fn sighup_applies_a_good_file_and_keeps_the_running_config_on_a_bad_one() 
     let (a, b) = (Origin::start("a").await, Origin::start("b").await);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spillway.toml");
-    write_config(&path, &route_to(&a, "a"));
+    route_to(&a, "a").write(&path);
     let mut gw = Spillway::serve(BIN, &path).await;
     let http = client();
     let origin_of = |url: String| {
@@ -91,7 +89,7 @@ async fn sighup_applies_a_good_file_and_keeps_the_running_config_on_a_bad_one() 
     );
     assert_eq!(origin_of(gw.url("/")).await, "a");
 
-    write_config(&path, &route_to(&b, "b"));
+    route_to(&b, "b").write(&path);
     gw.signal("HUP");
     gw.log("reload applied").await;
     assert_eq!(origin_of(gw.url("/")).await, "b");
@@ -109,7 +107,7 @@ async fn fifty_megabytes_stream_through_both_ways_in_little_memory() {
     let origin = Origin::start("a").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spillway.toml");
-    write_config(&path, &route_to(&origin, "a"));
+    route_to(&origin, "a").write(&path);
     let gw = Spillway::serve(BIN, &path).await;
     let http = client();
     let before = gw.peak_rss_bytes();
@@ -176,13 +174,12 @@ async fn memory_stays_bounded_at_many_times_the_origins_capacity() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spillway.toml");
     // The breaker is kept out of it: held for seconds, every call would count as slow and open it.
-    let shield =
-        "[shields.s]\nmax_concurrency = 20\nmax_queue = 80\nqueue_timeout = \"60s\"\nminimum_calls = 1000000\n";
-    let routes = format!(
-        "[upstreams.a]\naddresses = [\"{}\"]\n{shield}[[routes]]\nupstream = \"a\"\npolicies = [\"shield:s\"]\n",
-        origin.addr
-    );
-    write_config(&path, &routes);
+    base()
+        .upstream("a", origin.addr)
+        .table("shields.s", "max_concurrency = 20\nmax_queue = 80\nqueue_timeout = \"60s\"\nminimum_calls = 1000000")
+        .route("/", "a")
+        .policies(&["shield:s"])
+        .write(&path);
     let gw = Spillway::serve(BIN, &path).await;
     let http = client();
     let held: Vec<_> = (0..60)
@@ -239,9 +236,7 @@ async fn at_the_file_descriptor_limit_accept_failures_are_logged_once_per_period
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spillway.toml");
     // Idle connections would otherwise be closed (and their descriptors freed) after the default 10 s.
-    write_config(&path, &route_to(&origin, "a"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replacen("[server]\n", "[server]\nheader_read_timeout = \"5m\"\n", 1)).unwrap();
+    route_to(&origin, "a").server("header_read_timeout = \"5m\"").write(&path);
     let script = "ulimit -n 64 && exec \"$0\" serve --workers 1 --config \"$1\"";
     let (mut gw, listening) = Spillway::start("sh", &["-c", script, BIN, path.to_str().unwrap()], "listening").await;
     let public: std::net::SocketAddr = listening["public"].as_str().unwrap().parse().unwrap();

@@ -8,24 +8,18 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use spillway_gateway::{Clock, Handle};
-use spillway_testkit::{Origin, client, config, metric, metrics, url};
+use spillway_testkit::{Conf, Origin, client, metric, metrics, url};
 
 const T0: u64 = 1_800_000_000_000;
 
 async fn start(cache: &str, clock: Clock) -> (Handle, Origin) {
     let origin = Origin::start("origin").await;
-    let cfg = config(&format!(
-        r#"
-[upstreams.origin]
-addresses = ["{}"]
-[caches.c]
-{cache}
-[[routes]]
-upstream = "origin"
-policies = ["cache:c"]
-"#,
-        origin.addr
-    ));
+    let cfg = Conf::new()
+        .upstream("origin", origin.addr)
+        .table("caches.c", cache)
+        .route("/", "origin")
+        .policies(&["cache:c"])
+        .build();
     (spillway_gateway::start_with_clock(cfg, clock).await.unwrap(), origin)
 }
 

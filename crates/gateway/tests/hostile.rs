@@ -11,18 +11,24 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use spillway_gateway::{Clock, Handle};
-use spillway_testkit::{Origin, TOKEN, client, config, metric, metrics, url};
+use spillway_testkit::{Conf, Origin, TOKEN, client, metric, metrics, url};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const T0: u64 = 1_800_000_000_000;
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 fn reserve_config(ledger: &Path, inventories: &str) -> spillway_config::Config {
-    config(&format!(
-        "[reservations]\nledger = \"{}\"\n{inventories}\n[[routes]]\npath = \"/api\"\ntarget = \"reservations\"\n",
-        ledger.display()
-    ))
+    Conf::new().reservations(ledger).raw(inventories).reservations_route("/api").build()
+}
+
+/// Every path to `origin`, through the shield `api` with `shield`.
+fn shielded(origin: &Origin, shield: &str) -> spillway_config::Config {
+    Conf::new()
+        .upstream("origin", origin.addr)
+        .table("shields.api", shield)
+        .route("/", "origin")
+        .policies(&["shield:api"])
+        .build()
 }
 
 /// A gateway serving the reservation API with `inventories`, on a fresh ledger (kept while the dir lives).
@@ -55,6 +61,9 @@ async fn raw(addr: SocketAddr, request: &[u8]) -> String {
     let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A breaker that opens when half of the last 10 calls (5 at least) failed, for 30 s.
+const BREAKER: &str = "window = \"10 calls\"\nminimum_calls = 5\nfailure_rate = 0.5\nopen_for = \"30s\"\n";
 
 fn status_of(response: &str) -> u16 {
     response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
@@ -195,12 +204,13 @@ async fn endless_claim_and_cancel_churn_keeps_memory_flat() {
 async fn a_pass_is_refused_once_its_session_was_left() {
     let origin = Origin::start("origin").await;
     let clock = Clock::manual(T0);
-    let cfg = config(&format!(
-        "[[keys]]\nid = \"k1\"\nsecret = \"{SECRET}\"\n[upstreams.origin]\naddresses = [\"{}\"]\n\
-         [rooms.sale]\nnew_users_per_minute = 6000\ntotal_active_users = 1\n\
-         [[routes]]\npath = \"/sale\"\nupstream = \"origin\"\npolicies = [\"room:sale\"]\n",
-        origin.addr
-    ));
+    let cfg = Conf::new()
+        .keys()
+        .upstream("origin", origin.addr)
+        .room("sale", "new_users_per_minute = 6000\ntotal_active_users = 1")
+        .route("/sale", "origin")
+        .policies(&["room:sale"])
+        .build();
     let gw = spillway_gateway::start_with_clock(cfg, clock.clone()).await.unwrap();
     let sale = url(gw.public_addr, "/sale/");
     let get = |cookie: Option<String>| {
@@ -268,13 +278,14 @@ async fn a_pass_is_refused_once_its_session_was_left() {
 
 async fn room_in_front_of_sale() -> (Handle, Origin) {
     let origin = Origin::start("origin").await;
-    let cfg = config(&format!(
-        "[[keys]]\nid = \"k1\"\nsecret = \"{SECRET}\"\n[upstreams.origin]\naddresses = [\"{}\"]\n\
-         [rooms.sale]\nnew_users_per_minute = 1\n\
-         [[routes]]\npath = \"/\"\nupstream = \"origin\"\n\
-         [[routes]]\npath = \"/sale\"\nupstream = \"origin\"\npolicies = [\"room:sale\"]\n",
-        origin.addr
-    ));
+    let cfg = Conf::new()
+        .keys()
+        .upstream("origin", origin.addr)
+        .room("sale", "new_users_per_minute = 1")
+        .route("/", "origin")
+        .route("/sale", "origin")
+        .policies(&["room:sale"])
+        .build();
     let gw = spillway_gateway::start_with_clock(cfg, Clock::manual(T0)).await.unwrap();
     // Somebody is in the line already, so everyone after waits.
     client().get(url(gw.public_addr, "/sale/")).header("accept", "application/json").send().await.unwrap();
@@ -339,11 +350,7 @@ async fn ambiguous_hosts_tunnels_and_huge_targets_are_refused() {
 #[tokio::test]
 async fn broken_client_bodies_are_the_clients_fault_and_never_open_the_breaker() {
     let origin = Origin::start("origin").await;
-    let cfg = config(&format!(
-        "[upstreams.origin]\naddresses = [\"{}\"]\n[shields.api]\nwindow = \"10 calls\"\nminimum_calls = 5\n\
-         failure_rate = 0.5\nopen_for = \"30s\"\n[[routes]]\npath = \"/\"\nupstream = \"origin\"\npolicies = [\"shield:api\"]\n",
-        origin.addr
-    ));
+    let cfg = shielded(&origin, BREAKER);
     let gw = spillway_gateway::start_with_clock(cfg, Clock::manual(T0)).await.unwrap();
     for i in 0..15 {
         let request = if i % 2 == 0 {
@@ -378,10 +385,8 @@ async fn broken_client_bodies_are_the_clients_fault_and_never_open_the_breaker()
 #[tokio::test]
 async fn idle_http2_and_admin_connections_are_closed() {
     let origin = Origin::start("origin").await;
-    let cfg = config(&format!(
-        "header_read_timeout = \"1s\"\n[upstreams.origin]\naddresses = [\"{}\"]\n[[routes]]\npath = \"/\"\nupstream = \"origin\"\n",
-        origin.addr
-    ));
+    let cfg =
+        Conf::new().server("header_read_timeout = \"1s\"").upstream("origin", origin.addr).route("/", "origin").build();
     let gw = spillway_gateway::start(cfg).await.unwrap();
     // HTTP/2 with prior knowledge: the preface and an empty SETTINGS frame, then no stream at all.
     let mut h2 = TcpStream::connect(gw.public_addr).await.unwrap();
@@ -397,7 +402,7 @@ async fn idle_http2_and_admin_connections_are_closed() {
 
 #[tokio::test]
 async fn admin_errors_are_json_too() {
-    let gw = spillway_gateway::start(config("")).await.unwrap();
+    let gw = spillway_gateway::start(Conf::new().build()).await.unwrap();
     let admin = |method: reqwest::Method, path: &str| {
         client().request(method, format!("http://{}{path}", gw.admin_addr)).bearer_auth(TOKEN).send()
     };
@@ -420,12 +425,7 @@ async fn admin_errors_are_json_too() {
 async fn clients_that_hang_up_during_the_trial_calls_cannot_keep_the_breaker_open() {
     let origin = Origin::start("origin").await;
     let clock = Clock::manual(T0);
-    let cfg = config(&format!(
-        "[upstreams.origin]\naddresses = [\"{}\"]\n[shields.api]\nwindow = \"10 calls\"\nminimum_calls = 5\n\
-         failure_rate = 0.5\nopen_for = \"30s\"\nhalf_open_calls = 2\n\
-         [[routes]]\npath = \"/\"\nupstream = \"origin\"\npolicies = [\"shield:api\"]\n",
-        origin.addr
-    ));
+    let cfg = shielded(&origin, &format!("{BREAKER}half_open_calls = 2\n"));
     let gw = spillway_gateway::start_with_clock(cfg, clock.clone()).await.unwrap();
     origin.failing.store(true, Ordering::SeqCst);
     for _ in 0..5 {

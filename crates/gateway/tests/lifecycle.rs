@@ -3,10 +3,15 @@
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use spillway_testkit::{Origin, TOKEN, client, config, metric, metrics, url};
+use spillway_testkit::{Conf, Origin, TOKEN, client, metric, metrics, url};
 
 fn one_route(origin: &Origin) -> spillway_config::Config {
-    config(&format!("[upstreams.a]\naddresses = [\"{}\"]\n[[routes]]\nname = \"site\"\nupstream = \"a\"", origin.addr))
+    Conf::new().upstream("a", origin.addr).route("/", "a").raw("name = \"site\"").build()
+}
+
+/// Everything to origin `b`, for a reload.
+fn to_b(b: &Origin) -> spillway_config::Config {
+    Conf::new().upstream("b", b.addr).route("/", "b").build()
 }
 
 #[tokio::test]
@@ -69,16 +74,16 @@ async fn a_bad_reload_keeps_the_running_config_and_a_good_one_applies() {
     let origin_of = |resp: reqwest::Response| async move { resp.json::<Value>().await.unwrap()["origin"].clone() };
 
     // Valid TOML that cannot be built: the certificate file does not exist.
-    let bad = config(&format!(
-        "[server.tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n[upstreams.b]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"b\"",
-        b.addr
-    ));
+    let bad = Conf::new()
+        .table("server.tls", "cert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"")
+        .upstream("b", b.addr)
+        .route("/", "b")
+        .build();
     let err = gw.reload(bad).await.unwrap_err().to_string();
     assert!(err.starts_with("server.tls.cert: "), "{err}");
     assert_eq!(origin_of(http.get(url(gw.public_addr, "/")).send().await.unwrap()).await, "a");
 
-    let good = config(&format!("[upstreams.b]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"b\"", b.addr));
-    gw.reload(good).await.unwrap();
+    gw.reload(to_b(&b)).await.unwrap();
     assert_eq!(origin_of(http.get(url(gw.public_addr, "/")).send().await.unwrap()).await, "b");
 
     let m = metrics(gw.admin_addr).await;
@@ -123,10 +128,12 @@ async fn in_flight_requests_finish_during_shutdown() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_gives_up_after_the_grace_period() {
     let origin = Origin::start("a").await;
-    let cfg = config(&format!(
-        "shutdown_grace = \"5s\"\n[upstreams.a]\naddresses = [\"{}\"]\nrequest_timeout = \"1h\"\n[[routes]]\nupstream = \"a\"",
-        origin.addr
-    ));
+    let cfg = Conf::new()
+        .server("shutdown_grace = \"5s\"")
+        .upstream("a", origin.addr)
+        .raw("request_timeout = \"1h\"")
+        .route("/", "a")
+        .build();
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let held = tokio::spawn(client().get(url(gw.public_addr, "/hold")).send());
     origin.arrived.notified().await;
@@ -158,9 +165,7 @@ async fn worker_threads_proxy_reload_and_drain() {
     let pooled = metric(&m, &format!("spillway_upstream_connections{{upstream=\"a\",address=\"{}\"}}", a.addr));
     assert!(pooled.is_some_and(|n| (1.0..=2.0).contains(&n)), "one pooled connection per worker at most: {m}");
 
-    gw.reload(config(&format!("[upstreams.b]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"b\"", b.addr)))
-        .await
-        .unwrap();
+    gw.reload(to_b(&b)).await.unwrap();
     for _ in 0..4 {
         assert_eq!(origin_of(fresh.get(format!("http://{public}/")).send().await.unwrap()).await, "b");
     }

@@ -7,24 +7,19 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 use spillway_gateway::{Clock, Handle};
-use spillway_testkit::{Origin, client, client_from, config, metric, metrics, url};
+use spillway_testkit::{Conf, Origin, client, client_from, metric, metrics, url};
 
 const T0: u64 = 1_800_000_000_000;
 
 async fn start(limits: &str, server: &str, clock: Clock) -> (Handle, Origin) {
     let origin = Origin::start("origin").await;
-    let cfg = config(&format!(
-        r#"{server}
-[upstreams.origin]
-addresses = ["{}"]
-{limits}
-[[routes]]
-path = "/api"
-upstream = "origin"
-policies = ["limit:api"]
-"#,
-        origin.addr
-    ));
+    let cfg = Conf::new()
+        .server(server)
+        .upstream("origin", origin.addr)
+        .raw(limits)
+        .route("/api", "origin")
+        .policies(&["limit:api"])
+        .build();
     let gw = spillway_gateway::start_with_clock(cfg, clock).await.unwrap();
     (gw, origin)
 }
@@ -199,26 +194,14 @@ async fn api_keys_have_their_own_budgets() {
 async fn a_limit_behind_a_room_counts_each_admitted_user_by_pass() {
     let origin = Origin::start("origin").await;
     let clock = Clock::manual(T0);
-    let cfg = config(&format!(
-        r#"
-[[keys]]
-id = "k1"
-secret = "0123456789abcdef0123456789abcdef"
-[upstreams.origin]
-addresses = ["{}"]
-[rooms.sale]
-new_users_per_minute = 6000
-activation = "threshold"
-[limits.per_user]
-key = "pass:sale"
-rate = "1/m"
-[[routes]]
-path = "/api"
-upstream = "origin"
-policies = ["room:sale", "limit:per_user"]
-"#,
-        origin.addr
-    ));
+    let cfg = Conf::new()
+        .keys()
+        .upstream("origin", origin.addr)
+        .room("sale", "new_users_per_minute = 6000\nactivation = \"threshold\"")
+        .table("limits.per_user", "key = \"pass:sale\"\nrate = \"1/m\"")
+        .route("/api", "origin")
+        .policies(&["room:sale", "limit:per_user"])
+        .build();
     let gw = spillway_gateway::start_with_clock(cfg, clock.clone()).await.unwrap();
     clock.advance(Duration::from_secs(1));
     let api = url(gw.public_addr, "/api");

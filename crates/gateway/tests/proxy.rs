@@ -5,36 +5,22 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use spillway_testkit::{Origin, client, config, dead_address, metric, metrics, url};
+use spillway_testkit::{Conf, Origin, client, dead_address, metric, metrics, url};
 
 #[tokio::test]
 async fn routes_by_host_then_longest_prefix() {
     let (a, b, c) = (Origin::start("a").await, Origin::start("b").await, Origin::start("c").await);
-    let cfg = config(&format!(
-        r#"
-[upstreams.a]
-addresses = ["{}"]
-[upstreams.b]
-addresses = ["{}"]
-[upstreams.c]
-addresses = ["{}"]
-[[routes]]
-path = "/"
-upstream = "a"
-[[routes]]
-path = "/api"
-upstream = "b"
-[[routes]]
-host = "shop.test"
-path = "/"
-upstream = "c"
-[[routes]]
-host = "shop.test"
-path = "/api/v2"
-upstream = "a"
-"#,
-        a.addr, b.addr, c.addr
-    ));
+    let cfg = Conf::new()
+        .upstream("a", a.addr)
+        .upstream("b", b.addr)
+        .upstream("c", c.addr)
+        .route("/", "a")
+        .route("/api", "b")
+        .route("/", "c")
+        .raw("host = \"shop.test\"")
+        .route("/api/v2", "a")
+        .raw("host = \"shop.test\"")
+        .build();
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let http = client();
     for (host, path, want) in [
@@ -59,10 +45,7 @@ upstream = "a"
 #[tokio::test]
 async fn no_route_is_a_json_404() {
     let origin = Origin::start("a").await;
-    let cfg = config(&format!(
-        "[upstreams.a]\naddresses = [\"{}\"]\n[[routes]]\npath = \"/only\"\nupstream = \"a\"",
-        origin.addr
-    ));
+    let cfg = Conf::new().upstream("a", origin.addr).route("/only", "a").build();
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let resp = client().get(url(gw.public_addr, "/elsewhere")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
@@ -74,7 +57,7 @@ async fn no_route_is_a_json_404() {
 #[tokio::test]
 async fn strips_hop_by_hop_and_adds_forwarding_headers() {
     let origin = Origin::start("a").await;
-    let cfg = config(&format!("[upstreams.a]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"a\"", origin.addr));
+    let cfg = Conf::new().upstream("a", origin.addr).route("/", "a").build();
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let resp = client()
         .get(url(gw.public_addr, "/echo"))
@@ -116,10 +99,11 @@ async fn strips_hop_by_hop_and_adds_forwarding_headers() {
 #[tokio::test(start_paused = true)]
 async fn slow_origin_gets_a_504_on_paused_time() {
     let origin = Origin::start("a").await;
-    let cfg = config(&format!(
-        "[upstreams.a]\naddresses = [\"{}\"]\nconnect_timeout = \"5s\"\nrequest_timeout = \"2s\"\n[[routes]]\nupstream = \"a\"",
-        origin.addr
-    ));
+    let cfg = Conf::new()
+        .upstream("a", origin.addr)
+        .raw("connect_timeout = \"5s\"\nrequest_timeout = \"2s\"")
+        .route("/", "a")
+        .build();
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let resp = client().get(url(gw.public_addr, "/slow")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
@@ -131,10 +115,7 @@ async fn slow_origin_gets_a_504_on_paused_time() {
 
 #[tokio::test]
 async fn dead_address_is_a_502_in_the_format_the_client_reads() {
-    let cfg = config(&format!(
-        "[upstreams.gone]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"gone\"",
-        dead_address().await
-    ));
+    let cfg = Conf::new().upstream("gone", dead_address().await).route("/", "gone").build();
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let resp = client().get(url(gw.public_addr, "/")).header("accept", "application/json").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
@@ -153,10 +134,8 @@ async fn dead_address_is_a_502_in_the_format_the_client_reads() {
 async fn dead_address_is_ejected_and_retried_after_eject_for() {
     let live = Origin::start("live").await;
     let dead = dead_address().await;
-    let cfg = config(&format!(
-        "[upstreams.pair]\naddresses = [\"{dead}\", \"{}\"]\neject_for = \"10s\"\n[[routes]]\nupstream = \"pair\"",
-        live.addr
-    ));
+    let pair = format!("[upstreams.pair]\naddresses = [\"{dead}\", \"{}\"]\neject_for = \"10s\"", live.addr);
+    let cfg = Conf::new().raw(&pair).route("/", "pair").build();
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let http = client();
     let failures = format!("spillway_upstream_connect_failures_total{{upstream=\"pair\",address=\"{dead}\"}}");
@@ -189,10 +168,7 @@ async fn dead_address_is_ejected_and_retried_after_eject_for() {
 #[tokio::test]
 async fn oversized_bodies_get_413_whether_announced_or_streamed() {
     let origin = Origin::start("a").await;
-    let cfg = config(&format!(
-        "max_body_bytes = \"1KiB\"\n[upstreams.a]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"a\"",
-        origin.addr
-    ));
+    let cfg = Conf::new().server("max_body_bytes = \"1KiB\"").upstream("a", origin.addr).route("/", "a").build();
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let http = client();
 
@@ -215,10 +191,7 @@ async fn oversized_bodies_get_413_whether_announced_or_streamed() {
 #[tokio::test]
 async fn oversized_headers_get_431() {
     let origin = Origin::start("a").await;
-    let cfg = config(&format!(
-        "max_header_bytes = \"4KiB\"\n[upstreams.a]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"a\"",
-        origin.addr
-    ));
+    let cfg = Conf::new().server("max_header_bytes = \"4KiB\"").upstream("a", origin.addr).route("/", "a").build();
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let http = client();
     let fits = http.get(url(gw.public_addr, "/")).header("x-big", "v".repeat(3000)).send().await.unwrap();
@@ -235,7 +208,7 @@ async fn oversized_headers_get_431() {
 #[tokio::test]
 async fn h2c_with_prior_knowledge() {
     let origin = Origin::start("a").await;
-    let cfg = config(&format!("[upstreams.a]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"a\"", origin.addr));
+    let cfg = Conf::new().upstream("a", origin.addr).route("/", "a").build();
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let h2 = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().unwrap();
     let resp = h2.get(url(gw.public_addr, "/h2")).send().await.unwrap();
@@ -267,7 +240,7 @@ async fn a_pooled_connection_the_origin_closed_is_not_used() {
             drop(stream);
         }
     });
-    let cfg = config(&format!("[upstreams.a]\naddresses = [\"{addr}\"]\n[[routes]]\nupstream = \"a\""));
+    let cfg = Conf::new().upstream("a", addr).route("/", "a").build();
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let http = client();
     for i in 0..5 {

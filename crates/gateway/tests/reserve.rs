@@ -9,23 +9,13 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use spillway_gateway::{Clock, Handle};
-use spillway_testkit::{TOKEN, client, config, metric, metrics, url};
+use spillway_testkit::{Conf, TOKEN, client, metric, metrics, url};
 
 const T0: u64 = 1_800_000_000_000;
 
+/// The reservation API on `/api`, `extra` in its `[reservations]` table.
 fn reserve_config(ledger: &Path, inventories: &str, extra: &str) -> spillway_config::Config {
-    config(&format!(
-        r#"
-[reservations]
-ledger = "{}"
-{extra}
-{inventories}
-[[routes]]
-path = "/api"
-target = "reservations"
-"#,
-        ledger.display()
-    ))
+    Conf::new().reservations(ledger).raw(extra).raw(inventories).reservations_route("/api").build()
 }
 
 async fn start(ledger: &Path, inventories: &str, clock: Clock) -> Handle {

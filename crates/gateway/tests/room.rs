@@ -11,34 +11,23 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use spillway_core::token::{Claims, Keyring, Kind};
 use spillway_gateway::{Clock, Handle};
-use spillway_testkit::{Origin, TOKEN, client, client_from, config, metric, metrics, url};
+use spillway_testkit::{Conf, Origin, SECRET, TOKEN, client, client_from, metric, metrics, url};
 
 const T0: u64 = 1_800_000_000_000;
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 /// `rooms`, plus the `vip` room unless `rooms` defines it, behind `/sale` and `/vip`.
 fn room_config(origin: &Origin, rooms: &str) -> spillway_config::Config {
     let vip = if rooms.contains("[rooms.vip]") { "" } else { VIP };
-    config(&format!(
-        r#"
-[[keys]]
-id = "k1"
-secret = "{SECRET}"
-[upstreams.origin]
-addresses = ["{}"]
-{rooms}
-{vip}
-[[routes]]
-path = "/sale"
-upstream = "origin"
-policies = ["room:sale"]
-[[routes]]
-path = "/vip"
-upstream = "origin"
-policies = ["room:vip"]
-"#,
-        origin.addr
-    ))
+    Conf::new()
+        .keys()
+        .upstream("origin", origin.addr)
+        .raw(rooms)
+        .raw(vip)
+        .route("/sale", "origin")
+        .policies(&["room:sale"])
+        .route("/vip", "origin")
+        .policies(&["room:vip"])
+        .build()
 }
 
 const VIP: &str = "[rooms.vip]\nnew_users_per_minute = 60\nbind_to_address = true\n";

@@ -10,30 +10,21 @@ use futures_util::stream::FuturesUnordered;
 use reqwest::StatusCode;
 use serde_json::Value;
 use spillway_gateway::{Clock, Handle};
-use spillway_testkit::{Origin, client, config, metric, metrics, url};
+use spillway_testkit::{Conf, Origin, client, metric, metrics, url};
 
 const T0: u64 = 1_800_000_000_000;
 
 async fn start(shield: &str, clock: Clock) -> (Handle, Origin) {
     let origin = Origin::start("origin").await;
-    let cfg = config(&format!(
-        r#"
-[upstreams.origin]
-addresses = ["{}"]
-[shields.api]
-{shield}
-[[routes]]
-path = "/"
-upstream = "origin"
-policies = ["shield:api"]
-[[routes]]
-path = "/low"
-upstream = "origin"
-policies = ["shield:api"]
-priority = "low"
-"#,
-        origin.addr
-    ));
+    let cfg = Conf::new()
+        .upstream("origin", origin.addr)
+        .table("shields.api", shield)
+        .route("/", "origin")
+        .policies(&["shield:api"])
+        .route("/low", "origin")
+        .policies(&["shield:api"])
+        .raw("priority = \"low\"")
+        .build();
     (spillway_gateway::start_with_clock(cfg, clock).await.unwrap(), origin)
 }
 

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
-use spillway_testkit::{Origin, config};
+use spillway_testkit::{Conf, Origin};
 
 #[tokio::test]
 async fn http2_over_tls_with_alpn() {
@@ -12,12 +12,8 @@ async fn http2_over_tls_with_alpn() {
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, generated.cert.pem()).unwrap();
     std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
-    let cfg = config(&format!(
-        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n[upstreams.a]\naddresses = [\"{}\"]\n[[routes]]\nupstream = \"a\"",
-        cert.display(),
-        key.display(),
-        origin.addr
-    ));
+    let tls = format!("cert = \"{}\"\nkey = \"{}\"", cert.display(), key.display());
+    let cfg = Conf::new().table("server.tls", &tls).upstream("a", origin.addr).route("/", "a").build();
     let gw = spillway_gateway::start(cfg).await.unwrap();
     let root = reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).unwrap();
     let base = reqwest::Client::builder()

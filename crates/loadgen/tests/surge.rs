@@ -5,40 +5,22 @@
 
 use serde_json::Value;
 use spillway_loadgen::{Scenario, Spike};
-use spillway_testkit::{Origin, config};
-
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
+use spillway_testkit::{Conf, Origin};
 
 /// A sale: 100 admissions a second into `/sale`, and `stock` items behind the same room on `/api`.
 async fn sale(ledger: &std::path::Path, stock: u64) -> (spillway_gateway::Handle, Origin) {
     let origin = Origin::start("shop").await;
-    let cfg = config(&format!(
-        r#"
-[[keys]]
-id = "k1"
-secret = "{SECRET}"
-[upstreams.shop]
-addresses = ["{}"]
-[rooms.sale]
-new_users_per_minute = 6000
-[reservations]
-ledger = "{}"
-[inventories.drop]
-stock = {stock}
-per_user_limit = 1
-hold = "5m"
-[[routes]]
-path = "/sale"
-upstream = "shop"
-policies = ["room:sale"]
-[[routes]]
-path = "/api"
-target = "reservations"
-policies = ["room:sale"]
-"#,
-        origin.addr,
-        ledger.display()
-    ));
+    let cfg = Conf::new()
+        .keys()
+        .upstream("shop", origin.addr)
+        .room("sale", "new_users_per_minute = 6000")
+        .reservations(ledger)
+        .table("inventories.drop", &format!("stock = {stock}\nper_user_limit = 1\nhold = \"5m\""))
+        .route("/sale", "shop")
+        .policies(&["room:sale"])
+        .reservations_route("/api")
+        .policies(&["room:sale"])
+        .build();
     (spillway_gateway::start(cfg).await.unwrap(), origin)
 }
 

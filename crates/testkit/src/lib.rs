@@ -14,10 +14,11 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use spillway_config::Config;
 use tokio::net::TcpListener;
 
+mod config;
 mod process;
+pub use config::{Conf, SECRET, config};
 pub use process::Spillway;
 use tokio::sync::Notify;
 
@@ -156,15 +157,8 @@ async fn serve(
     Ok(response)
 }
 
+/// The admin token of every test config.
 pub const TOKEN: &str = "test-admin-token";
-
-/// A config with both listeners on port 0 and the test token, plus `rest`.
-pub fn config(rest: &str) -> Config {
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\n{rest}"
-    );
-    Config::parse(&text).unwrap()
-}
 
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
