@@ -4,43 +4,25 @@
 
 use std::collections::BTreeSet;
 
-use spillway_testkit::{Origin, metrics};
-
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
+use spillway_testkit::{Conf, Origin, metrics};
 
 /// A gateway with every kind of policy and the reservation engine, so that every family is registered.
 async fn everything() -> (tempfile::TempDir, spillway_gateway::Handle, Origin) {
     let origin = Origin::start("origin").await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = spillway_testkit::config(&format!(
-        r#"
-[[keys]]
-id = "k1"
-secret = "{SECRET}"
-[upstreams.origin]
-addresses = ["{}"]
-[rooms.sale]
-new_users_per_minute = 60
-[limits.api]
-rate = "10/s"
-[shields.api]
-max_concurrency = 10
-[caches.c]
-[reservations]
-ledger = "{}"
-[inventories.drop]
-stock = 5
-[[routes]]
-path = "/sale"
-upstream = "origin"
-policies = ["room:sale", "limit:api", "shield:api", "cache:c"]
-[[routes]]
-path = "/api"
-target = "reservations"
-"#,
-        origin.addr,
-        dir.path().join("ledger.db").display()
-    ));
+    let cfg = Conf::new()
+        .keys()
+        .upstream("origin", origin.addr)
+        .room("sale", "new_users_per_minute = 60")
+        .table("limits.api", "rate = \"10/s\"")
+        .table("shields.api", "max_concurrency = 10")
+        .table("caches.c", "")
+        .reservations(&dir.path().join("ledger.db"))
+        .table("inventories.drop", "stock = 5")
+        .route("/sale", "origin")
+        .policies(&["room:sale", "limit:api", "shield:api", "cache:c"])
+        .reservations_route("/api")
+        .build();
     (dir, spillway_gateway::start(cfg).await.unwrap(), origin)
 }
 

@@ -11,23 +11,24 @@ use serde_json::Value;
 use spillway_gateway::{Clock, Handle, Start};
 use spillway_store::memory::Faults;
 use spillway_store::{Embedded, ErrorKind};
-use spillway_testkit::{Origin, client, config, url};
+use spillway_testkit::{Conf, Origin, client, url};
 
 /// A room that lets clients straight in while it has room, so one request shows whether it got through.
 const ROOM: &str = "[rooms.sale]\nnew_users_per_minute = 60\nactivation = \"threshold\"\ntotal_active_users = 100\n";
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
-async fn start(policies: &str, sections: &str) -> (Handle, Origin, Faults) {
+async fn start(policies: &[&str], sections: &str) -> (Handle, Origin, Faults) {
     start_on(policies, sections, Clock::system()).await
 }
 
-async fn start_on(policies: &str, sections: &str, clock: Clock) -> (Handle, Origin, Faults) {
+async fn start_on(policies: &[&str], sections: &str, clock: Clock) -> (Handle, Origin, Faults) {
     let origin = Origin::start("origin").await;
-    let cfg = config(&format!(
-        "[[keys]]\nid = \"k1\"\nsecret = \"{SECRET}\"\n[upstreams.origin]\naddresses = [\"{}\"]\n{sections}\n\
-         [[routes]]\npath = \"/\"\nupstream = \"origin\"\npolicies = [{policies}]\n",
-        origin.addr
-    ));
+    let cfg = Conf::new()
+        .keys()
+        .upstream("origin", origin.addr)
+        .raw(sections)
+        .route("/", "origin")
+        .policies(policies)
+        .build();
     let faults = Faults::default();
     let backend = Arc::new(Embedded::with_faults(faults.clone()));
     let gw = spillway_gateway::start_with_options(cfg, Start { backend, clock, ..Start::default() }).await.unwrap();
@@ -42,9 +43,10 @@ async fn get(gw: &Handle, http: &reqwest::Client) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn a_room_fails_closed_by_default_and_open_when_told() {
-    for (setting, through) in [("", false), ("on_store_error = \"closed\"", false), ("on_store_error = \"open\"", true)] {
+    for (setting, through) in [("", false), ("on_store_error = \"closed\"", false), ("on_store_error = \"open\"", true)]
+    {
         let clock = Clock::manual(1_800_000_000_000);
-        let (gw, origin, faults) = start_on("\"room:sale\"", &format!("{ROOM}{setting}"), clock.clone()).await;
+        let (gw, origin, faults) = start_on(&["room:sale"], &format!("{ROOM}{setting}"), clock.clone()).await;
         // Credit for one admission a second: with nobody waiting, the next client walks straight in.
         clock.advance(Duration::from_secs(2));
         faults.set(Some(ErrorKind::Unavailable));
@@ -68,7 +70,7 @@ async fn a_room_fails_closed_by_default_and_open_when_told() {
 async fn a_pass_already_given_survives_an_outage() {
     let clock = Clock::manual(1_800_000_000_000);
     let room = format!("{ROOM}session_duration = \"10m\"\nsession_renewal = true\n");
-    let (gw, origin, faults) = start_on("\"room:sale\"", &room, clock.clone()).await;
+    let (gw, origin, faults) = start_on(&["room:sale"], &room, clock.clone()).await;
     clock.advance(Duration::from_secs(2));
     let first = client().get(url(gw.public_addr, "/item")).send().await.unwrap();
     assert_eq!(first.status(), StatusCode::OK, "admitted");
@@ -87,7 +89,7 @@ async fn a_pass_already_given_survives_an_outage() {
 #[tokio::test]
 async fn a_limit_fails_closed_by_default_and_open_when_told() {
     for (setting, through) in [("", false), ("on_store_error = \"open\"", true)] {
-        let (gw, origin, faults) = start("\"limit:api\"", &format!("[limits.api]\nrate = \"5/s\"\n{setting}")).await;
+        let (gw, origin, faults) = start(&["limit:api"], &format!("[limits.api]\nrate = \"5/s\"\n{setting}")).await;
         faults.set(Some(ErrorKind::Unavailable));
         let (status, body) = get(&gw, &client()).await;
         if through {
