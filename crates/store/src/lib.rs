@@ -10,6 +10,7 @@ mod embedded;
 mod error;
 mod ledger;
 mod limit;
+pub mod conformance;
 pub mod memory;
 mod room;
 pub mod sqlite;
