@@ -160,6 +160,16 @@ impl Keyring {
     }
 
     /// Signs with the first key.
+    /// A 64-bit value derived from the signing key for `purpose`: the same on every node that shares the
+    /// keys, and unknown to anyone who does not have them (a seed for digests an attacker must not steer).
+    pub fn derive(&self, purpose: &str) -> u64 {
+        let (_, mac) = &self.keys[0];
+        let tag = mac.clone().chain_update(b"spillway-derive\0").chain_update(purpose.as_bytes()).finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&tag.into_bytes()[..8]);
+        u64::from_be_bytes(first)
+    }
+
     pub fn sign(&self, claims: &Claims) -> String {
         let (id, mac) = &self.keys[0];
         let mut buf = Vec::with_capacity(64 + id.len() + claims.room.len());
@@ -367,5 +377,20 @@ mod tests {
             let ring = Keyring::new([("k1", K1)]).unwrap();
             prop_assert!(ring.verify(&s, &expect(1)).is_err());
         }
+    }
+}
+
+#[cfg(test)]
+mod derive_tests {
+    use super::*;
+
+    #[test]
+    fn a_derived_seed_is_shared_by_the_same_keys_and_by_nobody_else() {
+        let a = Keyring::new([("k1", b"0123456789abcdef0123456789abcdef".as_slice())]).expect("keys");
+        let b = Keyring::new([("k1", b"0123456789abcdef0123456789abcdef".as_slice())]).expect("keys");
+        let other = Keyring::new([("k1", b"fedcba9876543210fedcba9876543210".as_slice())]).expect("keys");
+        assert_eq!(a.derive("limit:api"), b.derive("limit:api"), "two nodes with the same keys agree");
+        assert_ne!(a.derive("limit:api"), a.derive("limit:login"), "each purpose has its own seed");
+        assert_ne!(a.derive("limit:api"), other.derive("limit:api"), "other keys, another seed");
     }
 }

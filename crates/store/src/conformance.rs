@@ -41,7 +41,9 @@ pub async fn room(backend: &dyn Backend) {
     // One a second: after a second and a half, the first in line is let in and the second still waits.
     store.advance(T0 + 1_500).await.unwrap();
     let first = store.visit(T0 + 1_500, ticket(tickets[0])).await.unwrap();
-    let Outcome::Admit { session, .. } = first.outcome else { panic!("the head of the line was not admitted: {first:?}") };
+    let Outcome::Admit { session, .. } = first.outcome else {
+        panic!("the head of the line was not admitted: {first:?}")
+    };
     let second = store.visit(T0 + 1_500, ticket(tickets[1])).await.unwrap();
     assert!(matches!(second.outcome, Outcome::Hold { .. }), "released at the rate, not all at once: {second:?}");
     let snapshot = store.snapshot(T0 + 1_500).await.unwrap();

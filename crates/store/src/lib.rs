@@ -6,11 +6,11 @@
 //! clock of its own, and tests drive it on paused time.
 
 mod backend;
+pub mod conformance;
 mod embedded;
 mod error;
 mod ledger;
 mod limit;
-pub mod conformance;
 pub mod memory;
 mod room;
 pub mod sqlite;

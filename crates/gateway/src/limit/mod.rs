@@ -114,9 +114,7 @@ impl LimitHandle {
             max_wait: config.max_wait.get(),
             allow: config.allow.iter().map(|c| c.0).collect(),
             deny: config.deny.iter().map(|c| c.0).collect(),
-            // The same seed across reloads keeps digests, and so counters, stable.
-            hasher: previous
-                .map_or_else(|| foldhash::fast::FixedState::with_seed(cx.entropy.u64()), |p| p.hasher.clone()),
+            hasher: hasher(name, previous, cx)?,
             metrics: cx.metrics.families::<LimitFamilies>(PolicyKind::Limit).limit(name),
             clock: cx.clock.clone(),
         }))
@@ -156,6 +154,21 @@ impl Component for LimitHandle {
         }
         Box::pin(async {})
     }
+}
+
+/// The seed of a limit's key digests. With signing keys it is derived from them, so every node that shares the
+/// keys digests a client to the same key and a shared store counts it once across the cluster, while nobody
+/// without the keys can aim many keys at one digest. Without keys (one node) it is random, kept across
+/// reloads so the counters stay with their keys.
+fn hasher(
+    name: &str,
+    previous: Option<&Arc<LimitHandle>>,
+    cx: &BuildCx<'_>,
+) -> Result<foldhash::fast::FixedState, String> {
+    if let Some(keys) = crate::room::keyring(cx.config)? {
+        return Ok(foldhash::fast::FixedState::with_seed(keys.derive(&format!("limit:{name}"))));
+    }
+    Ok(previous.map_or_else(|| foldhash::fast::FixedState::with_seed(cx.entropy.u64()), |p| p.hasher.clone()))
 }
 
 fn algorithm(band: &BandConfig) -> Algorithm {

@@ -176,6 +176,16 @@ impl ReserveHandle {
     }
 
     /// Claims and users in memory: flat under churn once the retention window is full.
+    /// A hash of the engine's whole state: equal after a replay of the ledger, or something was lost.
+    pub fn state_hash(&self) -> u64 {
+        self.service.state_hash()
+    }
+
+    /// The engine's own consistency checks (stock never oversold, per-user totals right).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.service.check_invariants()
+    }
+
     pub fn kept(&self) -> (usize, usize) {
         self.service.kept()
     }
