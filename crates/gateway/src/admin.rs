@@ -1,6 +1,31 @@
 //! The admin listener: metrics, health and readiness, plus each component's own admin API (rooms in
 //! `room/admin.rs`, inventories in `reserve/admin.rs`), all behind a bearer token except `/healthz`, which a
 //! liveness probe must reach without credentials.
+//!
+//! ## Admin listener
+//!
+//! The admin listener is a separate axum server (HTTP/1.1) on `server.admin_listen`:
+//!
+//! | Path | Token | Answer |
+//! |---|---|---|
+//! | `/healthz` | not needed | `200 {"status":"alive"}`, for liveness probes; `503 {"status":"ledger_failed","error":…}` once the reservation ledger has stopped writing, since only a restart helps then. |
+//! | `/readyz` | required | `200 {"status":"ready"}` when ready; `503` with `"starting"`, `"draining"` or `"ledger_failed"` otherwise. |
+//! | `/metrics` | required | The metrics above, as `application/openmetrics-text`. Every room publishes its figures first. |
+//! | `GET /rooms` | required | `{"rooms": [...]}`: every room of the current Runtime with its live figures. |
+//! | `GET /rooms/NAME` | required | One room. |
+//! | `PATCH /rooms/NAME` | required | A JSON body with `new_users_per_minute` and/or `total_active_users` (`null` removes the cap). Other fields, and `0` for either, get `400` `invalid_body`. Applied at once (`RoomHandle::change`). |
+//! | `POST /rooms/NAME/pause`, `/resume`, `/reset` | required | Pause admissions, resume them, or empty the room and bump its generation so every earlier ticket and pass stops counting. Any other action gets `404` `not_found`. |
+//! | anything else | not needed | `404 {"error":"not_found",…}` |
+//!
+//! The other room endpoints answer with that room's JSON (the fields are listed in `docs/WAITING_ROOM.md`).
+//! A name that is not configured gets `404` `unknown_room`, and a store that cannot answer `503`
+//! `room_unavailable`.
+//! Live changes are kept as overrides in the `RoomHandle`, on top of the file's settings, and pushed to the
+//! store with `RoomStore::configure`; `lifecycle.rs` says how they survive a reload.
+//!
+//! The token is sent as `Authorization: Bearer TOKEN` and compared in constant time. A missing or wrong token
+//! gets `401` with `WWW-Authenticate: Bearer realm="spillway-admin"`. The expected token is read from the
+//! current Runtime on every request, so a reload changes it.
 
 use std::sync::Arc;
 

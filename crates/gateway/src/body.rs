@@ -1,4 +1,16 @@
 //! Bodies are streamed frame by frame in both directions; nothing here ever holds a whole body.
+//!
+//! ## Body streaming and limits
+//!
+//! Bodies are streamed frame by frame in both directions. Neither the request body nor the response body is
+//! ever held in full.
+//!
+//! - **Request body.** `RequestBody` counts the bytes as they stream to the origin. When they pass
+//!   `max_body_bytes`, it fails the stream with `BodyTooLarge`, which `upstream/mod.rs` finds in the error
+//!   chain and turns into `413`. So a chunked upload without `Content-Length` cannot slip past the limit.
+//! - **Response body.** `ResponseBody` is a boxed body type, so a response can come from the origin, a
+//!   generated page or (later) a cache without the pipeline caring which. The origin's response body keeps
+//!   the address's in-flight count raised until it ends, which is what `least_connections` balances on.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -2,6 +2,40 @@
 //!
 //! Every error carries a stable `error` code that clients may match on, and is rendered as JSON for API
 //! clients or as a small HTML page for browsers.
+//!
+//! ## Errors to responses, in one place
+//!
+//! Every failure on the request path is a `GatewayError`. `into_response` renders it in one of two formats:
+//!
+//! - **JSON** (the default): `{"error": CODE, "message": TEXT}` with `Content-Type: application/json`.
+//! - **A small HTML page**: used when any `Accept` header contains `text/html`, as browsers send.
+//!
+//! Messages never include internal addresses or error chains. Those go to the logs: `handle` logs every 5xx
+//! `GatewayError` at `warn` level with the request id.
+//!
+//! The `error` codes are stable and part of the public contract:
+//!
+//! | Code | HTTP status | When |
+//! |---|---|---|
+//! | `no_route` | 404 Not Found | No route matches the host and path. |
+//! | `headers_too_large` | 431 Request Header Fields Too Large | Request line and headers exceed `server.max_header_bytes`. |
+//! | `body_too_large` | 413 Payload Too Large | Body exceeds `server.max_body_bytes`, announced or while streaming. |
+//! | `upstream_unavailable` | 502 Bad Gateway | The upstream could not be reached, or the exchange failed. |
+//! | `upstream_timeout` | 504 Gateway Timeout | No response headers within `request_timeout`, or the connect timed out. |
+//! | `unknown_room` | 404 Not Found | A reserved endpoint names a room that is not configured. |
+//! | `method_not_allowed` | 405 Method Not Allowed | A reserved endpoint with the wrong method, such as `POST …/status`. |
+//! | `room_unavailable` | 503 Service Unavailable | The room's store could not answer (`StoreError`). The message is only "the waiting room is briefly unavailable". A limit's store shares the `StoreError` type, so a failed `LimitStore` call would also surface as this code; the in-memory limiter never fails. |
+//! | `rate_limited` | 429 Too Many Requests | A band of a `limit:NAME` policy refused the request (action `reject`, or `throttle` when `max_wait` is not enough). The message is `rate limit NAME exceeded; retry after N s`. The response also has `Retry-After: N`, the refusal's wait in whole seconds, rounded up and at least 1, and the `RateLimit-Policy` and `RateLimit` headers. |
+//! | `denied` | 403 Forbidden | The client address is in a limit's `deny` list. The message is "requests from this address are not accepted". |
+//!
+//! A request held by a waiting room is not an error: its `503` is the room's own answer (see `pipeline.rs`). A `429` is
+//! rendered from `GatewayError::RateLimited` by the limit policy itself and returned as an ordinary response,
+//! so that it can carry the `RateLimit` headers. `denied` goes through the usual error path in `handle`.
+//!
+//! The admin listener has codes of its own in the same JSON shape: `unauthorized` (401) and `not_found`
+//! (404), and for the room API `unknown_room` (404), `invalid_body` (400) and `room_unavailable` (503). A
+//! known admin path called with a method it does not serve gets axum's bare `405` with an `Allow` header and
+//! no body.
 
 use std::time::Duration;
 

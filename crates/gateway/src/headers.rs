@@ -1,4 +1,17 @@
 //! What a proxy must change in the headers it forwards (RFC 9110 §7.6, RFC 7239).
+//!
+//! ## Per-request setup
+//!
+//! `handle` runs once per request. It:
+//!
+//! 1. loads the current `Runtime` from the `ArcSwap`. The request uses this version of the config from start
+//!    to end, even if a reload happens meanwhile;
+//! 2. decides the error format from `Accept` (`error.rs`);
+//! 3. takes the request id. An incoming `X-Request-Id` is kept if it is 1 to 128 visible ASCII characters.
+//!    Otherwise a random 32-character hex id is made (`headers.rs`).
+//!
+//! The host used for routing is the `Host` header. HTTP/2 requests carry `:authority` instead, which hyper
+//! places in the URI.
 
 use std::net::IpAddr;
 

@@ -3,6 +3,56 @@
 //! own families (`room/metrics.rs`, `limit/metrics.rs` …). Handles are resolved when a config is built, so
 //! the request path only touches atomics. Every family is documented in docs/METRICS.md, and a test holds
 //! the two together.
+//!
+//! ## Metrics
+//! Every family, with its labels, is listed in `docs/METRICS.md`; a test holds that page and the catalog in
+//! `tests/metric_names.txt` to what a gateway exposes. Each component registers its own families under its
+//! prefix (`room/metrics.rs`, `limit/metrics.rs`, `shield/metrics.rs`, `cache/metrics.rs`,
+//! `reserve/metrics.rs`, `upstream/metrics.rs`); this file keeps only the request, connection and reload
+//! families.
+//!
+//! There is one Prometheus registry with the prefix `spillway`. It lives for the whole process, so counters
+//! do not reset on reload. Handles for each route, address, room and limit are looked up when a Runtime is
+//! built, so the request path only touches atomics.
+//!
+//! The exposition follows OpenMetrics, which adds `_total` to counter names and `_info` to info metrics.
+//!
+//!
+//! Notes on the request metrics:
+//!
+//! - The latency histogram measures the time from receiving the request to having the response headers
+//!   ready. It does not include streaming the body. Its buckets are 0.5 ms, 1, 2, 5, 10, 20, 50, 100,
+//!   200, 500 ms, and 1, 2, 5, 10, 30, 60 s.
+//! - Requests that match no route (`404 no_route`) are not counted in `spillway_http_requests_total`, because
+//!   they have no route label. Neither are requests to the reserved `/_spillway/` endpoints.
+//! - A request held by a waiting room is a `503` and is counted under its route as `5xx`.
+//!
+//! Notes on the room metrics (what each one means is in `docs/WAITING_ROOM.md`):
+//!
+//! - The three gauges and the six counters from `joined` to `left` come from the model's snapshot. They are
+//!   published every second by the room ticker (see `room/mod.rs`) and again on every `/metrics` scrape. Each counter
+//!   moves on by what the model's running totals (`Counters`) grew since the last publication, so counters
+//!   never go back, not even when a room is reset.
+//! - `admitted` counts passes issued: released places that were claimed, plus clients let straight in by
+//!   `activation = "threshold"`.
+//! - `tokens_refused` and the wait histogram are updated on the request path, by the gate (see `pipeline.rs`).
+//! - The wait histogram records the estimated wait shown to a held client that got a ticket. Its buckets are
+//!   10, 30 s, 1, 2, 5, 10, 15, 30 min, and 1, 2, 3, 4 h.
+//!
+//! Notes on the limit metrics (`LimitMetrics`, looked up when a `LimitHandle` is built):
+//!
+//! - All six `outcome` series of a limit exist from the moment it is built, at 0.
+//! - `throttled` is counted once per wait, so a request that waits twice counts twice. A throttled request
+//!   is then counted again, as `allowed` or `limited`. A request delayed by a `leaky_bucket` band is counted
+//!   only as `allowed`.
+//! - `exempt` (the `allow` list) and `denied` (the `deny` list) are counted before any band is consulted.
+//! - `spillway_limit_keys` is the sum, over the limit's bands, of the keys each band tracks. It is set by the
+//!   sweep that runs every 10 seconds (see `limit/mod.rs`), not on scrape.
+//! - A `429` or `403` is also counted under its route as `4xx`. The latency of a held request (throttled, or
+//!   delayed by a leaky bucket) includes the time it was held.
+//!
+//! The access log (`access_log.rs`) is written after the metrics. It records one JSON line per request, sent
+//! through a bounded queue to a background writer. When the queue is full, the line is dropped and counted.
 
 use std::any::Any;
 use std::sync::Arc;

@@ -4,6 +4,29 @@
 //! pass it on with [`Next::run`] and look at or change what comes back. The target at the end answers for
 //! real: the reverse proxy today, the reservation engine later. Each policy knows nothing of the others, so
 //! adding one touches no other.
+//!
+//! ## The pipeline
+//!
+//! Each route has a `Pipeline`: an ordered list of policies followed by one target.
+//!
+//! - **`Policy`** has a `call(req, ctx, next)` method. A policy can answer the request itself (a
+//!   waiting-room page, a 429, a cached response). Or it can call `next.run(req, ctx)` to pass the request
+//!   on, and then inspect or change the response coming back. Policies run in order on the way in and unwind
+//!   in reverse on the way out.
+//! - **`Next`** is "the rest of the pipeline": the remaining policies, then the target.
+//! - **`Target`** answers for real. Today the only target is the reverse proxy (`ProxyTarget`).
+//! - **`RequestCtx`** carries what the gateway knows beyond the request itself: client IP (the connecting
+//!   address; only the limit policy looks further, through `server.trusted_proxies`), scheme (`http` or
+//!   `https`), request id, route name and the error format.
+//!
+//! Policies and targets return `Result<Response, GatewayError>`. Errors are rendered in one place
+//! (see `error.rs`).
+//!
+//! Each kind of policy is a module implementing `component::PolicyModule` (its metrics, its build, its
+//! policy on a route, its admin routes), and each configured section becomes a `component::Component` with
+//! the hooks the central loops call (tick, publish, apply, health). `runtime.rs` builds every kind in
+//! `PolicyKind::ALL` order and asks the kind's module for the policy each `kind:name` on a route names; see
+//! `component.rs` and "Adding a policy" in `docs/ARCHITECTURE.md`.
 
 use std::fmt;
 use std::net::IpAddr;

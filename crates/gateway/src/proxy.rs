@@ -1,4 +1,26 @@
 //! The reverse-proxy target: forward to an upstream, clean the headers both ways.
+//!
+//! ## The proxy target
+//!
+//! `ProxyTarget::call` prepares the request for the origin:
+//!
+//! - **Host.** The client's `Host` header is kept. For HTTP/2, where there is no `Host` header, it is set
+//!   from `:authority`.
+//! - **Hop-by-hop headers are removed** (`strip_hop_by_hop`). These are `Connection` and every header it
+//!   names, plus `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`,
+//!   `Trailer`, `Transfer-Encoding` and `Upgrade`. Because `Upgrade` is removed, protocol upgrades such as
+//!   WebSocket are not proxied.
+//! - **Forwarding headers are added** (`add_forwarding`):
+//!   - the client IP is appended to `X-Forwarded-For`;
+//!   - `X-Forwarded-Proto` is set to `http` or `https`;
+//!   - an element `for=…;proto=…;host="…"` is appended to `Forwarded` (RFC 7239).
+//!
+//!   Existing values sent by the client are kept and appended to. The appended address is always the
+//!   connecting address: `server.trusted_proxies` is used only by the limit policy (see `pipeline.rs`).
+//! - **`X-Request-Id`** is set to the request id.
+//!
+//! The response from the origin has its hop-by-hop headers removed the same way. The gateway adds
+//! `X-Request-Id` to every response, including error responses.
 
 use std::sync::Arc;
 

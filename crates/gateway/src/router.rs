@@ -3,6 +3,50 @@
 //! Hosts are tried from most to least specific (exact name, then `*.suffix` wildcards from the longest
 //! suffix, then routes with no host); within a host the longest matching prefix wins. A host whose routes
 //! have no matching prefix falls through to the less specific hosts, so a catch-all route still catches.
+//!
+//! ## The request line, reserved endpoints, then routing
+//!
+//! **The request line.** First, `check_request_line` refuses what has no single meaning: two `Host` headers or
+//! none (`400 bad_request`: the gateway and the origin could each read a different one), `CONNECT`
+//! (`405`), a target over 8 KiB (`414 uri_too_long`). Then the path is normalised (`crates/core/src/path.rs`:
+//! unreserved escapes decoded, slashes merged, dot segments resolved; encoded `/` or `\`, a raw `\` and NUL
+//! refused as `400 bad_path`) and, if that changed it, the request's URI is rewritten, so that routing, the
+//! reserved endpoints, every policy and the origin see the same path.
+//!
+//! **Reserved endpoints.** Next, `route()` in `server.rs` checks whether the path starts with
+//! `/_spillway/`. Such requests are answered by `reserved::handle` against the rooms of the current Runtime,
+//! on every host. They come before routing and before the global limits (see `server.rs`), and they never reach an
+//! origin:
+//!
+//! | Request | Answer |
+//! |---|---|
+//! | `GET /_spillway/rooms/NAME/status` | `200` with the room status JSON, `Retry-After` and `Cache-Control: no-store`. It runs the same gate as the room policy (below), so it can hand out a ticket or, when it is the client's turn, a pass; a client with a valid pass gets state `admitted`. |
+//! | `POST /_spillway/rooms/NAME/leave` | Gives up the place or ends the session (`RoomHandle::leave`) and clears both cookies. `200` with JSON `{"room","state":"left","had_place"}`, or a short page for browsers. |
+//! | `GET /_spillway/assets/room.css` | The built-in page's stylesheet, `Cache-Control: public, max-age=3600`. |
+//! | a room name that is not configured | `404` `unknown_room` |
+//! | another method on `status` or `leave` | `405` `method_not_allowed` |
+//! | any other path under `/_spillway/` | `404` `no_route` |
+//!
+//! A room is reachable here whether or not a route uses it. Reserved requests have no route, so they are not
+//! counted in `spillway_http_requests_total`; the access log records them with an empty `route`. The answers
+//! are described for clients in `docs/WAITING_ROOM.md`.
+//!
+//! **Routing.** The `Router` is built once per config version from the routes' `host` and `path`. Host
+//! patterns are tried from most to least specific:
+//!
+//! 1. the exact host;
+//! 2. `*.suffix` wildcards, longest suffix first;
+//! 3. routes without a host.
+//!
+//! Within a group, the longest matching path prefix wins.
+//!
+//! - Prefixes match on segment boundaries: `/api` matches `/api`, `/api/` and `/api/x`, but not `/apix`.
+//! - Prefixes match in any ASCII case (`/API/x` takes the `/api` route), so an origin that ignores case cannot be
+//!   reached around the route's room or limit; the path is forwarded in the client's case.
+//! - If a host's group has no matching prefix, the search falls through to the less specific groups.
+//! - Request hosts are lowercased, and a port and a trailing dot are removed before matching.
+//!
+//! No match gives `404` with the code `no_route`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

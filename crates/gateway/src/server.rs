@@ -1,4 +1,59 @@
 //! Starting, serving, reloading and draining the gateway.
+//!
+//! ## Accept
+//!
+//! `spillway serve` serves the public listener from worker threads (`workers.rs`): one single-threaded
+//! tokio runtime per core (or `--workers N`), each accepting on its own socket bound to `server.listen` with
+//! `SO_REUSEPORT`, so the kernel spreads connections over them and each worker serves its connections start to
+//! end without cross-thread wake-ups. The admin listener, the ticker, reloads and the access-log writer stay on
+//! the main runtime. Embedders and tests that pause time use `Workers::Caller`: everything on the calling
+//! runtime.
+//!
+//! In each worker, `serve_public` accepts TCP connections and spawns one task per connection. If
+//! `accept` fails (usually because the process is out of file descriptors), the loop waits 20 ms and tries
+//! again, counts the failure (`spillway_accept_failures_total`) and logs at most one line per 10 s with the
+//! count (`conn.rs`: at the limit, a line per refused connection would itself be an outage).
+//!
+//! Every connection, on both listeners, is served by `conn::serve`, which counts the requests in flight on it
+//! (until each response body is done, so a long stream is busy, not idle) and closes the connection once none has
+//! been in flight for `server.header_read_timeout`. hyper bounds an HTTP/1 connection that sends no request; this
+//! bounds HTTP/2 connections that open no stream, which would otherwise live as long as they answer pings. The
+//! admin listener is served the same way (axum's router as the service), with the same header timeout.
+//!
+//! For each connection, `serve_connection`:
+//!
+//! 1. sets `TCP_NODELAY`;
+//! 2. takes the TLS acceptor and the connection settings from the Runtime current at that moment;
+//! 3. if TLS is configured, performs the handshake within `server.header_read_timeout`.
+//!
+//! The TLS acceptor is built in `tls.rs` with rustls. It uses the ring provider, TLS 1.2 and 1.3, and no
+//! client certificates. ALPN offers `h2` and `http/1.1`, or only `http/1.1` when `server.http2 = false`.
+//!
+//! The connection is then served by hyper-util's auto builder (`hyper_util::server::conn::auto`). The auto
+//! builder detects the protocol on the connection: HTTP/1.1, or HTTP/2. HTTP/2 arrives either through ALPN
+//! `h2` with TLS, or as plaintext h2c with prior knowledge. With `server.http2 = false` it is HTTP/1.1 only.
+//!
+//! The builder is configured in `runtime.rs` (`connection_builder`):
+//!
+//! - **HTTP/1.1:** keep-alive, hyper's header read timeout set to `server.header_read_timeout`, and a read
+//!   buffer of twice `max_header_bytes` (at least 9 KiB). Requests larger than that buffer are answered by
+//!   hyper itself with a bare `431`.
+//! - **HTTP/2:** a maximum header list size of twice `max_header_bytes`, and a keep-alive ping every 30
+//!   seconds.
+//!
+//! ## Global limits
+//!
+//! Once a route is chosen, `route()` applies the server-wide limits:
+//!
+//! - If the request line and headers, measured by `head_size` in `headers.rs`, exceed
+//!   `server.max_header_bytes`, the answer is `431` (`headers_too_large`).
+//! - If `Content-Length` announces more than `server.max_body_bytes`, the answer is `413` (`body_too_large`).
+//!
+//! The limits are the same for every route. Because they are checked after routing, a rejected request is
+//! counted under its route in the metrics, and a request that matches no route gets `404` whatever its size.
+//! The reserved endpoints (see `router.rs`) are answered before these limits are checked.
+//!
+//! The body is then wrapped in a `RequestBody` that enforces the same limit while streaming (see `body.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -3,6 +3,100 @@
 //! A limit has one or more bands (10/s with a burst of 20, and 1000/day), all of which must pass. The bands'
 //! per-key state lives in one [`LimitStore`] from the backend, which decides all of them in one call; the
 //! algorithms are in `spillway_core::limit`. A refused request is counted in no band, so it costs nothing.
+//!
+//! ## The limit policy
+//!
+//! `"limit:NAME"` becomes a `LimitPolicy`. It holds the limit's `LimitHandle` and the `server.trusted_proxies`
+//! list of its Runtime. `LimitPolicy::call` runs these steps:
+//!
+//! 1. **Client address** (`client_ip::resolve`). If the connecting address is not a trusted proxy, it is the
+//!    client. If it is trusted, the addresses in `X-Forwarded-For` are read. Only if that header has no valid
+//!    address are the `for=` parameters of `Forwarded` read instead. The rightmost address that is not
+//!    trusted is the client, and if there is none, the connecting address is. The rules are spelt out in
+//!    `docs/CONFIG.md` (`[server]`).
+//! 2. **Deny, then allow.** An address in the limit's `deny` list fails the request with
+//!    `GatewayError::Denied` (`403`, `denied`), whatever the action. An address in `allow` goes straight to
+//!    `next.run`. It is counted in no band and gets no `RateLimit` headers.
+//! 3. **Key digest** (`key::digest`). The key's parts are read from the request and fed, in order, into one
+//!    foldhash hasher, each behind a tag byte and followed by a separator. The result is a `u64`, and no
+//!    string is built. What each part feeds in:
+//!    - `ip`: the client address.
+//!    - `header:NAME`: every value of the header.
+//!    - `cookie:NAME`: the cookie's value.
+//!    - `pass:ROOM`: the session number of a valid pass, from `RoomHandle::session_of`. This verifies the pass
+//!      as the room does: keys, expiry and generation, and the address binding against the connecting
+//!      address. The room policy strips the pass from requests it lets through, so a limit after
+//!      `room:ROOM` on the same route never sees one.
+//!    - `route`: the route's name.
+//!    - `global`: nothing but its tag.
+//!
+//!    A part the request lacks adds only its tag, so all such requests share one budget. With signing keys
+//!    the hasher's seed is derived from them (so every node digests a client alike); without, it is drawn
+//!    at random when the limit is first built, and each reload passes it on, so digests stay the same.
+//! 4. **Bands** (`LimitHandle::check`). The limit's store decides every band in one call,
+//!    `LimitStore::check(now, key)`. `now` is `Clock::now_ns`, Unix nanoseconds, which is what aligns fixed
+//!    and sliding windows to UTC. A request is counted in every band or in none, and the `Verdict` names the
+//!    refusing band; if every band allows the request, the deciding band is the one closest to refusing:
+//!    the one with the fewest requests remaining, or with the longest delay. When the store cannot answer,
+//!    `on_store_error` decides: `closed` answers `503 limit_unavailable`, `open` lets the request through.
+//! 5. **Action.**
+//!    - With `throttle`, a refused request whose time waited plus `retry_after` fits in `max_wait` is
+//!      counted as `throttled`. It then sleeps for `retry_after` (`tokio::time::sleep`) and goes back to
+//!      step 4.
+//!    - Under `shadow`, a refusal is counted as `shadow_limited`, and the request goes on.
+//!    - A refusal under any other action is counted as `limited`. The policy then renders
+//!      `GatewayError::RateLimited` itself, as `429` with `Retry-After`, adds the headers of step 6, and
+//!      returns that response.
+//!    - An allowed request is counted as `allowed`. If its decision carries a delay (a `leaky_bucket` band),
+//!      the request sleeps for that delay first, except under `shadow`. `max_wait` does not bound this delay.
+//! 6. **Headers** (`headers.rs`). The response from the rest of the pipeline, or the `429`, gets two
+//!    headers:
+//!    - `RateLimit-Policy`: every band's name with its `q` and `w`. It is rendered once, when the
+//!      `LimitHandle` is built.
+//!    - `RateLimit`: the deciding band's name, `r` (requests remaining) and `t` (seconds until the quota is
+//!      whole again, rounded up).
+//!
+//!    `q` and `w` come from `Algorithm::quota` in `crates/core/src/limit/mod.rs`:
+//!    - GCRA: `burst` requests over `burst` intervals.
+//!    - Token bucket: the capacity, over the time it takes to refill it.
+//!    - The other algorithms: the rate's count over its period.
+//!
+//!    `w` is rounded up to whole seconds, and is at least 1. When something further down the pipeline fails
+//!    (a `502` from the upstream, say), the failure returns as a `GatewayError` past the policy and gets no
+//!    `RateLimit` headers.
+//!
+//! The client-facing side (header examples, the `429` body) is in `docs/RATE_LIMITING.md`.
+//!
+//! ## Rate limits' moving parts
+//!
+//! `pipeline.rs` shows where a limit meets a request. Behind it:
+//!
+//! - **`LimitHandle`** (`limit/mod.rs`), one per configured limit and Runtime. It holds the limit's bands,
+//!   each with its name, its core `Algorithm` and its store. It also holds the key parts ready to read, the
+//!   action, `max_wait`, `max_keys`, the allow and deny networks, the pre-rendered `RateLimit-Policy` value,
+//!   the hasher, the metric handles and the clock. Its methods are `build` (see `lifecycle.rs`), `check` (see `pipeline.rs`) and
+//!   `sweep`.
+//! - **The store** (`crates/store`), from the backend: one `LimitStore` for all the limit's bands, with
+//!   `check(now_ns, key)` and the optional `sweep(now_ns)` and `keys()`. The embedded backend's is a
+//!   `MemoryLimiter` over one `MemoryBand` per band. A band has 64
+//!   shards, each a `std::sync::Mutex` around a `HashMap` from digest to core `State`. The top 6 bits of the
+//!   digest pick the shard, and the map uses the digest as its hash unchanged. Each call is done under one
+//!   shard's lock, without awaiting, and `check` returns `Pending::Ready`, so no future is boxed.
+//!   Memory is bounded in two ways:
+//!   - A shard holds at most `max_keys / 64` keys, rounded up. A new key arriving at a full shard first makes
+//!     it drop the keys that are `idle`, then, if it is still full, one arbitrary key. That key starts afresh.
+//!   - `sweep` drops every `idle` key in every shard.
+//! - **The algorithms** (`crates/core/src/limit/`). `State::check` decides one request at `now` (nanoseconds)
+//!   and counts it if allowed. The `Decision` it returns says whether the request is allowed, how many
+//!   requests remain, the time until the quota is whole, the time until a retry would pass, and, for the leaky
+//!   bucket, how long to hold the request. `State::undo` gives a counted request back. `State::idle` says
+//!   whether a fresh state would decide exactly the same, which is what makes dropping a key safe. The per-key
+//!   state is 8 bytes for GCRA and the leaky bucket, 16 for the token bucket and the fixed window, and 24 for
+//!   the sliding window. The sliding log keeps one timestamp per request in its window.
+//! - **Time.** Limits read `Clock::now_ns` (`clock.rs`): Unix nanoseconds. For a manual clock this is
+//!   its milliseconds times 1,000,000. Throttling and leaky-bucket delays wait with `tokio::time::sleep`.
+//! - **The sweep** (`LimitHandle::sweep`, called by the ticker every 10 s). It calls `LimitStore::sweep` on
+//!   every band, then sets `spillway_limit_keys` to the sum of the bands' `keys()`.
 
 mod headers;
 pub mod key;

@@ -3,6 +3,52 @@
 //! The decisions live in `spillway_core::room` behind a [`RoomStore`]; this module only reads and writes
 //! cookies, verifies and signs tokens, and renders what the client is told. A pass is checked with the
 //! signing keys alone, so admitted traffic costs one HMAC and never touches the store except to renew.
+//!
+//! ## The waiting room's moving parts
+//!
+//! Steps 3 and 5 show where the room meets a request. Behind them:
+//!
+//! - **`RoomHandle`** (`room/mod.rs`), one per configured room and Runtime. It holds the room's store, the
+//!   keyring, the room's configuration as the file has it, the operator's live changes, the cached
+//!   generation, the page template, the room's metric handles and the clock. Its methods are the gate
+//!   (`gate`), leaving (`leave`), what held clients are told (`held_response`, `status_json`,
+//!   `refresh_after`), the operator controls (`snapshot`, `change`, `pause`, `resume`, `reset`), `apply` and
+//!   `tick`. It converts the room's configuration into the model's `Settings`.
+//! - **The store** (`crates/store`). The gateway talks to a room only through `RoomStore`: `visit`, `renew`,
+//!   `end_session`, `leave`, `advance`, `snapshot`, `generation`, `configure`, `pause`, `resume` and `reset`,
+//!   each returning a `BoxFuture`, and each but `generation` taking the time as an argument. The only backend today is `MemoryRoom`: the model
+//!   behind a `std::sync::Mutex`, each call done under the lock without awaiting, and returned as a ready
+//!   future.
+//! - **The model** (`crates/core/src/room/`). `Room` decides everything: places, the release of admissions at
+//!   the configured rate under the active-user cap, sessions, the schedule (`opens_at`, `prequeue_from`,
+//!   `closes_at`), the lottery at opening, and what each client is told. It never reads a clock; each call
+//!   takes `now_ms`. The line (`queue.rs`) is one 8-byte slot per place (state, last poll time, starting
+//!   position), with a count of waiting clients per 1,024-place chunk so that a position is a sum over chunks.
+//!   The wait estimate starts from the configured rate. `meter.rs` measures admissions over the saturated
+//!   seconds of the last minute (someone still waiting at the end of the second); once there are at least 10
+//!   such seconds, the measured rate, never above the configured one, replaces the estimate when the two
+//!   differ by more than 10%.
+//! - **Tokens** (`crates/core/src/token.rs`). A ticket or pass is `base64url(payload || tag)`: the payload
+//!   carries a version, the kind, the key id, the room, the generation, a sequence number (place or session),
+//!   the issue and expiry times and an address binding; the tag is the first 16 bytes of HMAC-SHA256 over the
+//!   payload. The `Keyring` signs with the first configured key and verifies with any of them. A verification
+//!   failure is a `Refusal` with a stable metric label.
+//! - **The clock** (`clock.rs`). Rooms and tokens need wall time, because tokens carry Unix times (rate
+//!   limits use it too; see `limit/mod.rs`).
+//!   `Clock::system()` reads the system time once, when the gateway starts, and adds tokio's monotonic elapsed
+//!   time to it, so it never jumps backwards, follows tokio's paused time in tests, and does not follow later
+//!   changes to the system clock. `Clock::manual(unix_ms)` stands still until `advance` moves it; tests pass
+//!   it to `start_with_clock` to check rates and expiries exactly, without sleeping. The upstream balancer does
+//!   not use this clock; it uses tokio's `Instant`.
+//! - **The ticker** (`tick` in `server.rs`). A task that runs every 100 ms (missed ticks are delayed, not
+//!   bunched up). Each time it loads the current Runtime and calls `Component::tick` on every component; a
+//!   room's calls `RoomHandle::advance`, which
+//!   calls `RoomStore::advance`: the model opens the room or draws the lottery when their time comes, releases
+//!   places on schedule even when nobody happens to poll, and, at most once a second, reclaims abandoned
+//!   places and no-shows and expires sessions. Every tenth tick it also takes a snapshot, publishes the room
+//!   metrics (see `metrics.rs`) and refreshes the cached generation. A failed tick is logged at `warn` level. Every
+//!   hundredth tick (`limit::SWEEP_EVERY`, 10 s), starting with the first, the same task also sweeps every
+//!   limit of the current Runtime (see `limit/mod.rs`).
 
 mod admin;
 mod cookies;
