@@ -76,7 +76,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         overflow: crate::origin::Overflow::Wait,
     };
     let (origin_addr, origin) = crate::origin::spawn(&origin_options).await?;
-    let token = format!("{:032x}", fastrand::u128(..));
+    let token = format!("{:032x}", spillway_gateway::Entropy::system().u128());
     let config = Config::parse(&gateway_config(args, origin_addr, dir.path(), &token))?;
     let gateway = spillway_gateway::start_with(config, Workers::Caller).await?;
     let base = format!("http://{}", gateway.public_addr);
@@ -166,7 +166,8 @@ fn verdict(report: &spillway_loadgen::Report, items: u64) -> String {
 }
 
 fn gateway_config(args: &DemoArgs, origin: std::net::SocketAddr, dir: &Path, token: &str) -> String {
-    let secret = format!("{:032x}{:032x}", fastrand::u128(..), fastrand::u128(..));
+    let entropy = spillway_gateway::Entropy::system();
+    let secret = format!("{:032x}{:032x}", entropy.u128(), entropy.u128());
     format!(
         r#"
 [server]

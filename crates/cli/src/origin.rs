@@ -13,6 +13,7 @@
 //! POST /_origin/normal                    back to the behaviour given on the command line
 //! ```
 
+use spillway_gateway::Entropy;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -64,12 +65,12 @@ impl Latency {
         Ok(Self::Fixed(d(s)?))
     }
 
-    fn sample(self) -> Duration {
+    fn sample(self, entropy: &Entropy) -> Duration {
         match self {
             Self::Fixed(d) => d,
-            Self::Uniform(lo, hi) => lo + (hi - lo).mul_f64(fastrand::f64()),
+            Self::Uniform(lo, hi) => lo + (hi - lo).mul_f64(entropy.f64()),
             // Inverse transform; 1 - u is in (0, 1], so the logarithm is finite.
-            Self::Exponential(mean) => mean.mul_f64(-(1.0 - fastrand::f64()).ln()).min(mean * 50),
+            Self::Exponential(mean) => mean.mul_f64(-(1.0 - entropy.f64()).ln()).min(mean * 50),
         }
     }
 }
@@ -114,6 +115,7 @@ struct Origin {
     slots: Option<(Arc<Semaphore>, Overflow)>,
     in_flight: AtomicU64,
     served: AtomicU64,
+    entropy: Entropy,
 }
 
 /// Serves with one single-threaded runtime per core, like the gateway's workers: the origin shares the cores
@@ -195,6 +197,7 @@ impl Origin {
             slots: options.max_concurrency.map(|n| (Arc::new(Semaphore::new(n)), options.overflow)),
             in_flight: AtomicU64::new(0),
             served: AtomicU64::new(0),
+            entropy: Entropy::system(),
         })
     }
 
@@ -219,13 +222,13 @@ impl Origin {
             },
         };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let delay = behaviour.latency.sample();
+        let delay = behaviour.latency.sample(&self.entropy);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.served.fetch_add(1, Ordering::Relaxed);
-        if behaviour.error_rate > 0.0 && fastrand::f64() < behaviour.error_rate {
+        if behaviour.error_rate > 0.0 && self.entropy.f64() < behaviour.error_rate {
             return text(StatusCode::INTERNAL_SERVER_ERROR, b"origin error (rehearsal)\n");
         }
         text(StatusCode::OK, BODY)
@@ -288,13 +291,14 @@ mod tests {
     #[test]
     fn latencies_parse_and_stay_in_range() {
         assert_eq!(Latency::parse("20ms"), Ok(Latency::Fixed(Duration::from_millis(20))));
+        let entropy = Entropy::seeded(7);
         let uniform = Latency::parse("10ms..50ms").expect("uniform");
         for _ in 0..1000 {
-            let d = uniform.sample();
+            let d = uniform.sample(&entropy);
             assert!(d >= Duration::from_millis(10) && d <= Duration::from_millis(50), "{d:?}");
         }
         let exp = Latency::parse("exp:30ms").expect("exponential");
-        let mean = (0..20_000).map(|_| exp.sample().as_secs_f64()).sum::<f64>() / 20_000.0;
+        let mean = (0..20_000).map(|_| exp.sample(&entropy).as_secs_f64()).sum::<f64>() / 20_000.0;
         assert!((0.027..0.033).contains(&mean), "mean {mean}");
         assert!(Latency::parse("50ms..10ms").is_err());
         assert!(Latency::parse("fast").is_err());
