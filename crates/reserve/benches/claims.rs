@@ -10,21 +10,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use spillway_core::reserve::{ClaimRequest, Engine, InventorySpec, Stock};
+use spillway_core::reserve::{ClaimRequest, Engine, InventorySpec};
 use spillway_reserve::Reservations;
 use spillway_store::LedgerStats;
 
 fn spec(n: u64) -> InventorySpec {
-    InventorySpec {
-        id: "drop".into(),
-        stock: Stock::Counted(n),
-        per_user_limit: Some(1),
-        hold_ttl_ms: None,
-        waitlist: false,
-        opens_at: None,
-        closes_at: None,
-        attributes: Default::default(),
-    }
+    InventorySpec::counted("drop", n)
 }
 
 fn req(user: u64, key: &str) -> ClaimRequest {

@@ -53,7 +53,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use spillway_core::reserve::{ClaimError, ClaimRequest, InventorySpec, Stock};
+use spillway_core::reserve::{ClaimError, ClaimRequest, InventorySpec};
 use spillway_reserve::{Reservations, ReserveError};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -181,16 +181,7 @@ where
 // === Spillway ===
 
 fn spec() -> InventorySpec {
-    InventorySpec {
-        id: "drop".into(),
-        stock: Stock::Counted(STOCK),
-        per_user_limit: Some(1),
-        hold_ttl_ms: None,
-        waitlist: false,
-        opens_at: None,
-        closes_at: None,
-        attributes: Default::default(),
-    }
+    InventorySpec::counted("drop", STOCK)
 }
 
 fn request(user: String, key: &str) -> ClaimRequest {

@@ -236,16 +236,7 @@ mod tests {
     use spillway_core::reserve::{ClaimStatus, Stock};
 
     fn spec() -> InventorySpec {
-        InventorySpec {
-            id: "drop".into(),
-            stock: Stock::Counted(100),
-            per_user_limit: Some(1),
-            hold_ttl_ms: None,
-            waitlist: false,
-            opens_at: None,
-            closes_at: None,
-            attributes: Default::default(),
-        }
+        InventorySpec::counted("drop", 100)
     }
 
     fn req(user: usize) -> ClaimRequest {

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use spillway_core::limit::{Algorithm, Quota};
-use spillway_core::reserve::{ClaimRequest, Engine, InventorySpec, Stock};
+use spillway_core::reserve::{ClaimRequest, Engine, InventorySpec};
 use spillway_core::room::{Outcome, Settings, TicketRef};
 
 use crate::backend::Backend;
@@ -102,16 +102,7 @@ pub async fn limit(backend: &dyn Backend) {
 /// second open while the first holds it is refused (one server per ledger).
 pub async fn ledger(backend: &dyn Backend, location: &Path) {
     let mut engine = Engine::default();
-    let spec = InventorySpec {
-        id: "drop".into(),
-        stock: Stock::Counted(3),
-        per_user_limit: Some(1),
-        hold_ttl_ms: None,
-        waitlist: false,
-        opens_at: None,
-        closes_at: None,
-        attributes: Default::default(),
-    };
+    let spec = InventorySpec::counted("drop", 3);
     let mut events = engine.create_inventory(spec).unwrap();
     for user in ["a", "b", "c"] {
         let request = ClaimRequest {

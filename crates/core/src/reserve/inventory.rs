@@ -36,6 +36,20 @@ pub struct InventorySpec {
 }
 
 impl InventorySpec {
+    /// `n` identical items, one per user, sold at once: the shape of a flash sale, and of most tests.
+    pub fn counted(id: &str, n: u64) -> Self {
+        Self {
+            id: id.to_string(),
+            stock: Stock::Counted(n),
+            per_user_limit: Some(1),
+            hold_ttl_ms: None,
+            waitlist: false,
+            opens_at: None,
+            closes_at: None,
+            attributes: BTreeMap::new(),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.id.is_empty() || !self.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Err("id must be letters, digits, '-' or '_'".into());
