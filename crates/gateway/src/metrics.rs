@@ -101,7 +101,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<HttpLabels, Counter>,
     latency: Family<HttpLabels, Histogram, fn() -> Histogram>,
-    connections: Family<ListenerLabels, Gauge>,
+    /// The public listener's open connections (the only listener counted).
+    connections: Gauge,
     /// Applied, rejected.
     reloads: [Counter; 2],
     pub access_log_dropped: Counter,
@@ -123,7 +124,7 @@ impl Metrics {
         let reloads =
             ["applied", "rejected"].map(|outcome| reload_family.get_or_create(&OutcomeLabels { outcome }).clone());
         // Shown from the start, at zero.
-        drop(connections.get_or_create(&ListenerLabels { listener: "public" }));
+        let public = connections.get_or_create(&ListenerLabels { listener: "public" }).clone();
         let (access_log_dropped, accept_failures) = (Counter::default(), Counter::default());
         registry.register("http_requests", "Requests answered, by route and status class", requests.clone());
         registry.register(
@@ -131,7 +132,7 @@ impl Metrics {
             "Time from request received to response headers sent, by route and status class",
             latency.clone(),
         );
-        registry.register("connections_open", "Client connections open, by listener", connections.clone());
+        registry.register("connections_open", "Client connections open, by listener", connections);
         registry.register("config_reloads", "Configuration reloads by outcome", reload_family);
         registry.register(
             "accept_failures",
@@ -154,7 +155,7 @@ impl Metrics {
             registry,
             requests,
             latency,
-            connections,
+            connections: public,
             reloads,
             access_log_dropped,
             accept_failures,
@@ -191,10 +192,10 @@ impl Metrics {
         RouteMetrics { handles: Arc::new(handles) }
     }
 
-    pub fn connection_opened(&self, listener: &'static str) -> ConnectionGauge {
-        let gauge = self.connections.get_or_create(&ListenerLabels { listener }).clone();
-        gauge.inc();
-        ConnectionGauge(gauge)
+    /// Counts a connection to the public listener as open until the guard is dropped.
+    pub fn connection_opened(&self) -> ConnectionGauge {
+        self.connections.inc();
+        ConnectionGauge(self.connections.clone())
     }
 
     pub fn accept_failed(&self) {

@@ -336,7 +336,7 @@ impl Conn {
 }
 
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, watcher: Watcher) {
-    let _open = shared.metrics.connection_opened("public");
+    let _open = shared.metrics.connection_opened();
     let _ = stream.set_nodelay(true);
     let (tls, builder, handshake_timeout) = {
         let runtime = shared.runtime.load();
