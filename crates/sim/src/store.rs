@@ -191,6 +191,13 @@ impl Ledger for SharedLedger {
     }
 }
 
+/// A ledger let go of without a close (its process died) is free for the next server, as a file lock is.
+impl Drop for SharedLedger {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 /// The backend every simulated node is given: one shared room per name, one shared limit per name.
 #[derive(Debug)]
 pub struct SimBackend {

@@ -246,8 +246,17 @@ impl World {
     }
 
     async fn run(mut self) -> Result<Report, Failure> {
+        // A node that cannot start (a reply from its store lost while it applies its config) is started
+        // again, as its supervisor would.
         for i in 0..self.options.nodes.max(1) {
-            let node = self.build(i).await?;
+            let mut attempt = 0;
+            let node = loop {
+                match self.build(i).await {
+                    Ok(node) => break node,
+                    Err(e) if attempt >= 10 => return Err(e),
+                    Err(_) => attempt += 1,
+                }
+            };
             self.nodes.push(node);
         }
         let steps = self.options.seconds * 1000 / STEP_MS;
