@@ -11,6 +11,7 @@
 //!                                              ──build()─────▶ Component (one per [section.NAME])
 //!                                              ──policy()────▶ Arc<dyn Policy> (one per route using it)
 //!                                              ──admin()─────▶ its admin routes
+//!                                              ──reserved()──▶ its endpoints under /_spillway/
 //! ```
 
 use std::any::Any;
@@ -30,6 +31,22 @@ use crate::server::Shared;
 
 /// How often the ticker calls [`Component::tick`]: rooms release places on this beat.
 pub const TICK: Duration = Duration::from_millis(100);
+
+/// The gateway's own endpoints live under this prefix, answered ahead of routing (a room's status, its
+/// page's stylesheet); each kind may claim some of them. They never reach an origin.
+pub const RESERVED_PREFIX: &str = "/_spillway/";
+
+/// A request to a reserved endpoint, as a module sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub method: &'a http::Method,
+    /// The path after [`RESERVED_PREFIX`].
+    pub rest: &'a str,
+    pub headers: &'a http::HeaderMap,
+    pub client_ip: std::net::IpAddr,
+    pub secure: bool,
+    pub accept: crate::error::Accept,
+}
 
 /// A built component: what the central loops call. Every hook has a default that does nothing.
 pub trait Component: Send + Sync + fmt::Debug + 'static {
@@ -106,6 +123,17 @@ pub trait PolicyModule: Sync {
     /// The kind's admin API, merged behind the admin token.
     fn admin(&self) -> axum::Router<Arc<Shared>> {
         axum::Router::new()
+    }
+
+    /// The answer to a reserved endpoint (under [`RESERVED_PREFIX`]) this kind serves, if `caller` asks
+    /// for one.
+    fn reserved<'a>(
+        &self,
+        built: &'a Components,
+        caller: Caller<'a>,
+    ) -> Option<BoxFuture<'a, crate::pipeline::Outcome>> {
+        let _ = (built, caller);
+        None
     }
 }
 
@@ -190,5 +218,15 @@ impl Components {
 
     pub fn iter(&self) -> impl Iterator<Item = &dyn Component> {
         self.by_name.values().map(Built::hooks)
+    }
+
+    /// Answers a reserved endpoint: the first kind that serves `caller`'s path, or `404 no_route`.
+    pub async fn reserved(&self, caller: Caller<'_>) -> crate::pipeline::Outcome {
+        for kind in PolicyKind::ALL {
+            if let Some(answer) = module(kind).reserved(self, caller) {
+                return answer.await;
+            }
+        }
+        Err(crate::GatewayError::NoRoute)
     }
 }

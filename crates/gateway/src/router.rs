@@ -14,7 +14,7 @@
 //! reserved endpoints, every policy and the origin see the same path.
 //!
 //! **Reserved endpoints.** Next, `route()` in `server.rs` checks whether the path starts with
-//! `/_spillway/`. Such requests are answered by `reserved::handle` against the rooms of the current Runtime,
+//! `/_spillway/`. Such requests are answered by the kind that serves them (`Components::reserved`; the rooms' in `room/reserved.rs`),
 //! on every host. They come before routing and before the global limits (see `server.rs`), and they never reach an
 //! origin:
 //!

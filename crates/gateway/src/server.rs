@@ -75,13 +75,12 @@ use tokio::time::Instant;
 use crate::access_log::{self, AccessLog};
 use crate::body::{RequestBody, ResponseBody};
 use crate::clock::{Clock, Entropy};
-use crate::component::TICK;
+use crate::component::{Caller, RESERVED_PREFIX, TICK};
 use crate::error::{Accept, GatewayError};
 use crate::headers::{Forwarding, X_REQUEST_ID, head_size, request_id};
 use crate::lifecycle::{Lifecycle, Phase};
 use crate::metrics::Metrics;
 use crate::pipeline::RequestCtx;
-use crate::room::{Visitor, reserved};
 use crate::runtime::{Runtime, Services};
 use crate::workers::{self, Workers};
 
@@ -428,9 +427,16 @@ async fn route(
     if let Err(e) = check_request_line(&mut req) {
         return (None, Err(e));
     }
-    if reserved::is_reserved(req.uri().path()) {
-        let visitor = Visitor { headers: req.headers(), client_ip: conn.peer.ip(), secure: conn.scheme == "https" };
-        return (None, reserved::handle(&runtime.policies, req.method(), req.uri().path(), visitor, accept).await);
+    if let Some(rest) = req.uri().path().strip_prefix(RESERVED_PREFIX) {
+        let caller = Caller {
+            method: req.method(),
+            rest,
+            headers: req.headers(),
+            client_ip: conn.peer.ip(),
+            secure: conn.scheme == "https",
+            accept,
+        };
+        return (None, runtime.policies.reserved(caller).await);
     }
     let Some(route) = runtime.route(host(&req), req.uri().path()) else {
         return (None, Err(GatewayError::NoRoute));

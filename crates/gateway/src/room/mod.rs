@@ -109,6 +109,14 @@ impl PolicyModule for Module {
     fn admin(&self) -> axum::Router<Arc<crate::server::Shared>> {
         admin::routes()
     }
+
+    fn reserved<'a>(
+        &self,
+        built: &'a Components,
+        caller: crate::component::Caller<'a>,
+    ) -> Option<BoxFuture<'a, crate::pipeline::Outcome>> {
+        reserved::serves(caller.rest).then(|| Box::pin(reserved::handle(built, caller)) as BoxFuture<'a, _>)
+    }
 }
 
 use crate::pipeline::Policy;

@@ -11,18 +11,17 @@ use spillway_core::room::{State, Status};
 
 use super::{Gate, RoomHandle, Visitor, page};
 use crate::body::{ResponseBody, full};
+use crate::component::{Caller, Components};
 use crate::error::{Accept, GatewayError};
 
-pub const PREFIX: &str = "/_spillway/";
+/// Whether `rest` (the path after `/_spillway/`) is one of the rooms' endpoints.
+pub fn serves(rest: &str) -> bool {
+    rest == "assets/room.css" || rest.starts_with("rooms/")
+}
 
-pub async fn handle(
-    rooms: &crate::component::Components,
-    method: &Method,
-    path: &str,
-    visitor: Visitor<'_>,
-    accept: Accept,
-) -> Result<Response<ResponseBody>, GatewayError> {
-    let rest = path.strip_prefix(PREFIX).unwrap_or("");
+pub async fn handle(rooms: &Components, caller: Caller<'_>) -> Result<Response<ResponseBody>, GatewayError> {
+    let (rest, method, accept) = (caller.rest, caller.method, caller.accept);
+    let visitor = Visitor { headers: caller.headers, client_ip: caller.client_ip, secure: caller.secure };
     if rest == "assets/room.css" {
         let mut response = text(StatusCode::OK, "text/css; charset=utf-8", page::STYLESHEET.to_string());
         response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
@@ -104,9 +103,4 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
-}
-
-/// Whether a request is for the reserved endpoints.
-pub fn is_reserved(path: &str) -> bool {
-    path.starts_with(PREFIX)
 }
