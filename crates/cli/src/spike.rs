@@ -48,6 +48,9 @@ pub struct SpikeArgs {
     /// none, immediate:ATTEMPTS or backoff:ATTEMPTS[:BASE[:CAP]].
     #[arg(long)]
     retry: Option<String>,
+    /// Seed of the run's randomness (retry jitter, the run id), so two runs jitter alike.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
     /// Pause between one user's requests ("500ms").
     #[arg(long)]
     think_time: Option<String>,
@@ -110,6 +113,10 @@ pub fn run(args: &SpikeArgs) -> ExitCode {
     // The main thread only starts users on schedule and prints progress; the users run on their own threads.
     let threads = args.threads.or_else(|| std::thread::available_parallelism().ok()).map_or(1, |n| n.get());
     let spike = if threads > 1 { spike.threads(threads) } else { spike };
+    let spike = match args.seed {
+        Some(seed) => spike.seed(seed),
+        None => spike,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return failure(&format!("cannot start the async runtime: {e}")),

@@ -81,6 +81,15 @@ pub(crate) struct Ctx {
     pub users: Mutex<Vec<UserRecord>>,
     /// One admitted user's cookies, to read the inventory through the room after the run.
     jar: Mutex<Option<Jar>>,
+    /// The run's randomness (retry jitter), from the seed it was given or from the system.
+    rng: Mutex<fastrand::Rng>,
+}
+
+impl Ctx {
+    /// Uniform in `[0, 1)`, from the run's generator.
+    pub fn random(&self) -> f64 {
+        self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner).f64()
+    }
 }
 
 impl Ctx {
@@ -113,12 +122,21 @@ pub struct Spike {
     scenario: Scenario,
     live: Arc<Live>,
     threads: usize,
+    seed: Option<u64>,
 }
 
 impl Spike {
     pub fn new(scenario: Scenario) -> Result<Self, LoadgenError> {
         scenario.validate()?;
-        Ok(Self { scenario, live: Arc::new(Live::default()), threads: 0 })
+        Ok(Self { scenario, live: Arc::new(Live::default()), threads: 0, seed: None })
+    }
+
+    /// Draws the run's randomness (its id, retry jitter) from `seed`, so two runs jitter alike; without
+    /// it, from the system.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
     }
 
     /// Runs the users on `n` threads of their own, one event loop each, instead of on the caller's runtime
@@ -164,6 +182,7 @@ impl Spike {
             None
         };
         let http = Http::new(scenario.connections, scenario.http2, scenario.timeout.get(), self.threads);
+        let mut rng = self.seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
         let ctx = Arc::new(Ctx {
             http,
             live: self.live,
@@ -171,9 +190,10 @@ impl Spike {
             end,
             hard_stop,
             shards: Shards::new(16),
-            run_id: format!("spike-{started_at_unix_ms:x}-{:08x}", fastrand::u32(..)),
+            run_id: format!("spike-{started_at_unix_ms:x}-{:08x}", rng.u32(..)),
             users: Mutex::new(Vec::new()),
             jar: Mutex::new(None),
+            rng: Mutex::new(rng),
             scenario,
         });
         let prepared = Arc::new(prepared);

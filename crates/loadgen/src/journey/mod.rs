@@ -117,7 +117,7 @@ pub(crate) async fn exchange(
         if !bad {
             return result;
         }
-        let Some(delay) = ctx.scenario.retry.delay(attempt, fastrand::f64()) else { return result };
+        let Some(delay) = ctx.scenario.retry.delay(attempt, ctx.random()) else { return result };
         intended = done + delay;
         if intended >= ctx.hard_stop {
             return result;
