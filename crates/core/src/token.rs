@@ -159,7 +159,6 @@ impl Keyring {
         Ok(Self { keys: ring })
     }
 
-    /// Signs with the first key.
     /// A 64-bit value derived from the signing key for `purpose`: the same on every node that shares the
     /// keys, and unknown to anyone who does not have them (a seed for digests an attacker must not steer).
     pub fn derive(&self, purpose: &str) -> u64 {
@@ -170,6 +169,7 @@ impl Keyring {
         u64::from_be_bytes(first)
     }
 
+    /// Signs with the first key.
     pub fn sign(&self, claims: &Claims) -> String {
         let (id, mac) = &self.keys[0];
         let mut buf = Vec::with_capacity(64 + id.len() + claims.room.len());

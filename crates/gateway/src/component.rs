@@ -1,6 +1,6 @@
 //! How a policy plugs into the gateway: one [`PolicyModule`] per [`PolicyKind`], each owning its metrics, its
 //! build, its policy on a route and its admin routes, and one [`Component`] per configured `[section.NAME]`
-//! with the hooks the central loops call (tick, publish, apply, health).
+//! with the hooks the central loops call (tick, publish, apply, failure).
 //!
 //! The central files (`runtime.rs`, `server.rs`, `admin.rs`, `metrics.rs`) know no policy by name: they loop
 //! over [`PolicyKind::ALL`] and over the built components. A new policy is a new module implementing

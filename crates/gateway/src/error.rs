@@ -24,7 +24,8 @@
 //! | `upstream_timeout` | 504 Gateway Timeout | No response headers within `request_timeout`, or the connect timed out. |
 //! | `unknown_room` | 404 Not Found | A reserved endpoint names a room that is not configured. |
 //! | `method_not_allowed` | 405 Method Not Allowed | A reserved endpoint with the wrong method, such as `POST …/status`. |
-//! | `room_unavailable` | 503 Service Unavailable | The room's store could not answer (`StoreError`). The message is only "the waiting room is briefly unavailable". A limit's store shares the `StoreError` type, so a failed `LimitStore` call would also surface as this code; the in-memory limiter never fails. |
+//! | `room_unavailable` | 503 Service Unavailable | The room's store could not answer (`StoreError`). The message is only "the waiting room is briefly unavailable". Only with `on_store_error = "closed"` (the default); a pass already given stays good. |
+//! | `limit_unavailable` | 503 Service Unavailable | A limit's store could not answer, and the limit has `on_store_error = "closed"` (the default). The message is only "rate limiting is briefly unavailable". |
 //! | `rate_limited` | 429 Too Many Requests | A band of a `limit:NAME` policy refused the request (action `reject`, or `throttle` when `max_wait` is not enough). The message is `rate limit NAME exceeded; retry after N s`. The response also has `Retry-After: N`, the refusal's wait in whole seconds, rounded up and at least 1, and the `RateLimit-Policy` and `RateLimit` headers. |
 //! | `denied` | 403 Forbidden | The client address is in a limit's `deny` list. The message is "requests from this address are not accepted". |
 //!

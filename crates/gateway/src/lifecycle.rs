@@ -41,7 +41,7 @@
 //!   because a `pass:ROOM` key part holds the new `RoomHandle`). Bands are matched by position: the embedded
 //!   backend hands a band whose algorithm (kind, rate, burst, refill) and the limit's `max_keys` are
 //!   unchanged the **same table**, and with it every key's counters; any other band starts empty. The hasher
-//!   seed is carried over (or derived from the signing keys), so keys keep their digests. The key parts, action, `max_wait`, the allow and deny lists, the `RateLimit-Policy` header and
+//!   seed is carried over (a new limit derives it from the signing keys), so keys keep their digests. The key parts, action, `max_wait`, the allow and deny lists, the `RateLimit-Policy` header and
 //!   the metric handles are built afresh. A new limit starts empty; a removed or renamed limit's stores go
 //!   away with the old Runtime.
 //!

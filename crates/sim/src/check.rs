@@ -1,7 +1,7 @@
 //! The promises checked after every step, each against the truth (the shared store's model, the ledger,
 //! every answer a client was given), never against what a node believes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use spillway_core::room::Snapshot;
@@ -12,11 +12,11 @@ use crate::client::Client;
 #[derive(Debug, Default)]
 pub struct Truth {
     /// Every claim id each idempotency key was answered with.
-    pub by_key: HashMap<String, BTreeSet<u64>>,
+    pub by_key: BTreeMap<String, BTreeSet<u64>>,
     /// Every confirmed claim id, by the user the client really is.
     pub confirmed: BTreeMap<String, BTreeSet<u64>>,
     /// Requests each client got past its limit, by second of the store's clock.
-    pub passed: HashMap<(IpAddr, u64), u64>,
+    pub passed: BTreeMap<(IpAddr, u64), u64>,
     /// The room's released total at each step, to measure admissions over any minute.
     pub released: Vec<(u64, u64)>,
 }
@@ -26,6 +26,9 @@ pub struct Truth {
 pub struct Room {
     pub per_minute: u64,
     pub cap: u64,
+    /// How long a pass lasts, in steps: a client let through holds a session that long.
+    pub session_steps: u64,
+    pub steps_per_minute: u64,
 }
 
 /// Nothing oversold, one claim per user and per key.
@@ -63,6 +66,28 @@ pub fn room(truth: &Truth, snapshot: &Snapshot, room: Room, now_ms: u64) -> Resu
             released - before,
             room.per_minute
         ));
+    }
+    Ok(())
+}
+
+/// The same two promises from the clients' side, not the model's: how many distinct clients got past the room
+/// in any minute, and in any one pass's lifetime (each holds a session that long; none renews).
+pub fn room_as_seen(clients: &[Client], room: Room, step: u64) -> Result<(), String> {
+    let through_since = |steps: u64| {
+        let from = step.saturating_sub(steps.saturating_sub(1));
+        clients.iter().filter(|c| c.through_at.is_some_and(|t| t >= from)).count() as u64
+    };
+    let burst = (room.per_minute / 60).max(1);
+    let in_a_minute = through_since(room.steps_per_minute);
+    if in_a_minute > room.per_minute + burst {
+        return Err(format!(
+            "{in_a_minute} clients let through in the minute to step {step}, rate {}/min",
+            room.per_minute
+        ));
+    }
+    let holding = through_since(room.session_steps);
+    if holding > room.cap {
+        return Err(format!("{holding} clients let through within one session's length, cap {}", room.cap));
     }
     Ok(())
 }

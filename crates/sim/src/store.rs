@@ -224,11 +224,6 @@ impl SimBackend {
         let room = self.rooms.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned()?;
         room.room.snapshot(self.net.now()).now_or_never().and_then(Result::ok)
     }
-
-    /// Every event the ledger holds, for the checks.
-    pub fn logged(&self) -> Vec<Event> {
-        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
 }
 
 impl Backend for SimBackend {

@@ -31,6 +31,7 @@ const PER_MINUTE: u64 = 120;
 const CAP: u64 = 20;
 const PER_SECOND: u64 = 5;
 const PER_USER: usize = 1;
+const SESSION_MS: u64 = 30_000;
 /// Steps a client keeps asking after it has its answer.
 const REFRESHING_STEPS: u64 = 30;
 
@@ -69,6 +70,7 @@ pub struct Report {
     pub lost_replies: u64,
     pub outages: u64,
     pub restarts: u64,
+    pub reloads: u64,
     pub ledger_crashes: u64,
     /// Clients left out of the order checks because a reply from the room's store was lost.
     pub disturbed: u64,
@@ -137,6 +139,7 @@ struct Node {
     runtime: Arc<Runtime>,
     pipeline: Pipeline,
     clock: Clock,
+    services: Services,
 }
 
 struct World {
@@ -170,12 +173,13 @@ impl World {
         let config = format!(
             "[server]\nadmin_token = \"simulated\"\n[[keys]]\nid = \"k1\"\nsecret = \"{}\"\n\
              [rooms.sale]\nnew_users_per_minute = {PER_MINUTE}\ntotal_active_users = {CAP}\n\
-             session_duration = \"30s\"\nqueue_grace = \"20s\"\n\
+             session_duration = \"{}s\"\nqueue_grace = \"20s\"\n\
              {}\
              [limits.api]\nrate = \"{PER_SECOND}/s\"\nalgorithm = \"fixed_window\"\n\
              [reservations]\nledger = \"simulated\"\n\
              [inventories.drop]\nstock = {}\nper_user_limit = {PER_USER}\n",
             "0123456789abcdef0123456789abcdef",
+            SESSION_MS / 1000,
             if options.bug == Some(Bug::RandomLine) { "queueing = \"random\"\n" } else { "" },
             options.stock
         );
@@ -230,6 +234,13 @@ impl World {
         let runtime = Runtime::build(config, &services, None, AccessLog::off(), ledger)
             .map_err(|e| self.fail(format!("node {i}: {e}")))?;
         runtime.apply().await.map_err(|e| self.fail(format!("node {i} apply: {e}")))?;
+        let runtime = Arc::new(runtime);
+        let pipeline = self.pipeline(i, &runtime)?;
+        Ok(Node { runtime, pipeline, clock, services })
+    }
+
+    /// Node `i`'s pipeline: its room and limit, then the engine (its own, on the first node).
+    fn pipeline(&self, i: usize, runtime: &Runtime) -> Result<Pipeline, Failure> {
         if let Some(handle) = &runtime.reservations {
             *lock(&self.engine) = Some(Arc::new(ReserveTarget::new(Some(handle.clone()), "/api", None)));
         }
@@ -242,7 +253,7 @@ impl World {
         let rename = (self.options.bug == Some(Bug::SkipPerUserCheckOnOneNode) && i == 1).then(|| "@node1".into());
         let forward =
             Forward { engine: self.engine.clone(), passed: self.truth.clone(), net: self.net.clone(), rename };
-        Ok(Node { runtime: Arc::new(runtime), pipeline: Pipeline::new(policies, Arc::new(forward)), clock })
+        Ok(Pipeline::new(policies, Arc::new(forward)))
     }
 
     async fn run(mut self) -> Result<Report, Failure> {
@@ -299,11 +310,38 @@ impl World {
                 self.report.restarts += 1;
             }
         }
+        // A reload (SIGHUP) of one node with the same file: everything it carries over must carry over.
+        if self.rng.u32(..200) == 0 {
+            let i = self.rng.usize(..self.nodes.len());
+            if self.crashed.is_none() || i != 0 {
+                self.reload(i).await?;
+            }
+        }
         if self.crashed.is_some() {
             self.recover_ledger().await?;
         } else if self.rng.u32(..500) == 0 {
             self.crash_ledger().await?;
         }
+        Ok(())
+    }
+
+    /// Reloads node `i` with its own config: a new runtime built from the running one, as SIGHUP does. A reload
+    /// the store cannot take (its reply lost while the config is applied) is rejected and the old one stays.
+    async fn reload(&mut self, i: usize) -> Result<(), Failure> {
+        let config = Config::parse(&self.config).map_err(|e| self.fail(format!("config: {e}")))?;
+        let node = &self.nodes[i];
+        let services = node.services.clone();
+        let Ok(runtime) = Runtime::build(config, &services, Some(&node.runtime), AccessLog::off(), i == 0) else {
+            return Ok(());
+        };
+        if runtime.apply().await.is_err() {
+            return Ok(());
+        }
+        let runtime = Arc::new(runtime);
+        let pipeline = self.pipeline(i, &runtime)?;
+        let clock = node.clock.clone();
+        self.nodes[i] = Node { runtime, pipeline, clock, services };
+        self.report.reloads += 1;
         Ok(())
     }
 
@@ -385,14 +423,15 @@ impl World {
             client.disturbed = true;
         }
         let error = json["error"].as_str().unwrap_or("");
+        // Its place in arrival order is fixed by its first answer from the room, held or let through, so a
+        // newcomer let in past a waiting line counts as an inversion too.
+        if client.joined.is_none() && error != "room_unavailable" {
+            client.joined = Some(self.joined);
+            self.joined += 1;
+        }
         match (parts.status, error) {
             (StatusCode::SERVICE_UNAVAILABLE, "room_unavailable") => {}
-            (StatusCode::SERVICE_UNAVAILABLE, "") if json["state"].is_string() => {
-                if client.joined.is_none() {
-                    client.joined = Some(self.joined);
-                    self.joined += 1;
-                }
-            }
+            (StatusCode::SERVICE_UNAVAILABLE, "") if json["state"].is_string() => {}
             (StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS, _) => {
                 client.through_at.get_or_insert(self.step);
             }
@@ -427,9 +466,17 @@ impl World {
         }
         let snapshot = self.backend.room_snapshot("sale").ok_or_else(|| self.fail("no room"))?;
         let mut truth = lock(&self.truth);
-        let room = check::Room { per_minute: PER_MINUTE, cap: CAP };
+        let room = check::Room {
+            per_minute: PER_MINUTE,
+            cap: CAP,
+            // A session ends on the whole second its pass expires: it lasts at least one second less than
+            // its duration, so that is the window in which the cap must hold.
+            session_steps: (SESSION_MS - 1000) / STEP_MS,
+            steps_per_minute: 60_000 / STEP_MS,
+        };
         let result = check::reservations(&truth, self.options.stock, PER_USER)
             .and_then(|()| check::room(&truth, &snapshot, room, now))
+            .and_then(|()| check::room_as_seen(&self.clients, room, self.step))
             .and_then(|()| check::fifo(&self.clients))
             .and_then(|()| check::limits(&truth, PER_SECOND));
         truth.released.push((now, snapshot.counters.released));

@@ -19,9 +19,10 @@ use crate::sqlite::SqliteLedger;
 #[derive(Debug, Default)]
 pub struct Embedded {
     faults: Faults,
-    /// Each limit band's table, by limit name and position, while a config still uses it: a reload that
-    /// leaves a band as it was keeps every key's count.
-    bands: Mutex<HashMap<(String, usize), Weak<MemoryBand>>>,
+    /// Each limit band's tables, by limit name and position, while a config still uses them: a reload that
+    /// leaves a band as it was keeps every key's count. Every live table is kept, not only the last one made,
+    /// so a reload that is built and then rejected leaves the running table findable for the next.
+    bands: Mutex<HashMap<(String, usize), Vec<Weak<MemoryBand>>>>,
 }
 
 impl Embedded {
@@ -37,16 +38,17 @@ impl Embedded {
 
     fn band(&self, limit: &str, i: usize, algorithm: Algorithm, max_keys: usize) -> Arc<MemoryBand> {
         let mut bands = self.bands.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        bands.retain(|_, b| b.strong_count() > 0);
-        let key = (limit.to_string(), i);
-        if let Some(band) = bands.get(&key).and_then(Weak::upgrade)
-            && band.algorithm == algorithm
-            && band.max_keys == max_keys
-        {
+        bands.retain(|_, tables| {
+            tables.retain(|t| t.strong_count() > 0);
+            !tables.is_empty()
+        });
+        let tables = bands.entry((limit.to_string(), i)).or_default();
+        let same = tables.iter().filter_map(Weak::upgrade).find(|b| b.algorithm == algorithm && b.max_keys == max_keys);
+        if let Some(band) = same {
             return band;
         }
         let band = Arc::new(MemoryBand::new(algorithm, max_keys));
-        bands.insert(key, Arc::downgrade(&band));
+        tables.push(Arc::downgrade(&band));
         band
     }
 }
@@ -69,5 +71,35 @@ impl Backend for Embedded {
         let (ledger, events) = SqliteLedger::open(location)?;
         let stats = ledger.stats.clone();
         Ok(OpenedLedger { ledger: Arc::new(ledger), events, stats })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use spillway_core::limit::Quota;
+
+    use super::*;
+
+    fn spend(store: &Arc<dyn LimitStore>) -> bool {
+        futures_util::FutureExt::now_or_never(store.check(0, 7))
+            .and_then(Result::ok)
+            .is_some_and(|v| v.decision.allowed)
+    }
+
+    #[test]
+    fn a_reload_keeps_an_unchanged_band_even_after_a_rejected_one() {
+        let backend = Embedded::new();
+        let two = Algorithm::FixedWindow { quota: Quota::per_second(2) };
+        let three = Algorithm::FixedWindow { quota: Quota::per_second(3) };
+        let running = backend.limit("api", &[two], 100).unwrap();
+        assert!(spend(&running) && spend(&running), "two allowed");
+        // A reload that changes the band is built, then rejected and dropped.
+        drop(backend.limit("api", &[three], 100).unwrap());
+        // The next reload keeps the running band's settings: it must find the running table, counts and all.
+        let next = backend.limit("api", &[two], 100).unwrap();
+        assert!(!spend(&next), "the two already counted still count");
+        // A changed band starts empty.
+        let changed = backend.limit("api", &[three], 100).unwrap();
+        assert!(spend(&changed));
     }
 }

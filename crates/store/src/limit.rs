@@ -50,7 +50,7 @@ pub struct Verdict {
 /// and never leaves a request counted in one band and refused by another.
 pub trait LimitStore: Send + Sync + std::fmt::Debug {
     /// Decides one request for `key` at `now_ns`: allowed only if every band allows, and then counted in
-    /// every band; a refused request is counted in none.
+    /// every band; once the call returns, a refused request is counted in none.
     fn check(&self, now_ns: u64, key: u64) -> Pending<'_, StoreResult<Verdict>>;
     /// Forgets keys whose state has gone back to fresh; returns how many. A store whose keys expire by
     /// themselves (a TTL) has nothing to do.

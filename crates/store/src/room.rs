@@ -5,12 +5,12 @@ use spillway_core::room::{Renewal, Settings, Snapshot, TicketRef, Visit};
 
 use crate::error::StoreResult;
 
-/// One waiting room's shared state.
-///
-/// TODO(scale-out): a visit that admits a client is not idempotent: if its reply is lost after the store
-/// applied it, the client comes back with its ticket, finds its place gone (`Replayed`) and queues again at
-/// the back. In one process a reply is never lost; a networked backend must make admission repeatable (the
-/// same ticket answered with the same session) before it ships. Found by the simulation (`crates/sim`). The in-memory backend wraps the sans-IO model directly; a networked one
+// TODO(scale-out): a visit that admits a client is not idempotent: if its reply is lost after the store
+// applied it, the client comes back with its ticket, finds its place gone (`Replayed`) and queues again at
+// the back. In one process a reply is never lost; a networked backend must make admission repeatable (the
+// same ticket answered with the same session) before it ships. Found by the simulation (`crates/sim`).
+
+/// One waiting room's shared state. The in-memory backend wraps the sans-IO model directly; a networked one
 /// runs the same decisions atomically where every node can see them.
 pub trait RoomStore: Send + Sync + std::fmt::Debug {
     /// A client arrives or polls, with the ticket it holds (signature already verified).

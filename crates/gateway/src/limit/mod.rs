@@ -250,19 +250,22 @@ impl Component for LimitHandle {
     }
 }
 
-/// The seed of a limit's key digests. With signing keys it is derived from them, so every node that shares the
-/// keys digests a client to the same key and a shared store counts it once across the cluster, while nobody
-/// without the keys can aim many keys at one digest. Without keys (one node) it is random, kept across
-/// reloads so the counters stay with their keys.
+/// The seed of a limit's key digests. A reload keeps the running one, so the counters stay with their keys
+/// (a rotated signing key included). A new limit derives it from the signing keys, so every node that starts
+/// with the same keys digests a client to the same key and a shared store counts it once across the cluster,
+/// while nobody without the keys can aim many keys at one digest; without keys (one node) it is random.
 fn hasher(
     name: &str,
     previous: Option<&Arc<LimitHandle>>,
     cx: &BuildCx<'_>,
 ) -> Result<foldhash::fast::FixedState, String> {
-    if let Some(keys) = crate::room::keyring(cx.config)? {
-        return Ok(foldhash::fast::FixedState::with_seed(keys.derive(&format!("limit:{name}"))));
+    if let Some(previous) = previous {
+        return Ok(previous.hasher.clone());
     }
-    Ok(previous.map_or_else(|| foldhash::fast::FixedState::with_seed(cx.entropy.u64()), |p| p.hasher.clone()))
+    Ok(match crate::room::keyring(cx.config)? {
+        Some(keys) => foldhash::fast::FixedState::with_seed(keys.derive(&format!("limit:{name}"))),
+        None => foldhash::fast::FixedState::with_seed(cx.entropy.u64()),
+    })
 }
 
 fn algorithm(band: &BandConfig) -> Algorithm {

@@ -175,7 +175,6 @@ impl ReserveHandle {
         self.service.claims_of(inventory, user)
     }
 
-    /// Claims and users in memory: flat under churn once the retention window is full.
     /// A hash of the engine's whole state: equal after a replay of the ledger, or something was lost.
     pub fn state_hash(&self) -> u64 {
         self.service.state_hash()
@@ -186,6 +185,7 @@ impl ReserveHandle {
         self.service.check_invariants()
     }
 
+    /// Claims and users in memory: flat under churn once the retention window is full.
     pub fn kept(&self) -> (usize, usize) {
         self.service.kept()
     }

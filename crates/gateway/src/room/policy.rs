@@ -41,8 +41,9 @@
 //!
 //! Cookies are set with `Path=/; HttpOnly; SameSite=Lax`, plus `Secure` when the client connected over TLS.
 //! A held `503` is an ordinary response, not a `GatewayError`: it is counted under its route as `5xx` and not
-//! logged as a failure. If the store cannot answer, the gate fails with `room_unavailable` (`503`, see `error.rs`);
-//! the in-memory store always answers.
+//! logged as a failure. If the store cannot answer, `on_store_error` decides: `closed` (the default) fails
+//! with `room_unavailable` (`503`, see `error.rs`), `open` lets the request through; a request with a valid pass
+//! whose renewal the store cannot answer goes through either way.
 
 use std::sync::Arc;
 

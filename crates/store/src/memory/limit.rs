@@ -113,7 +113,9 @@ impl MemoryBand {
 
 /// A limit's bands in this process. A request is decided against all of them under no shared lock: each band
 /// counts it, and when a later band refuses, the earlier ones give it back at once, so a refused request
-/// costs nothing and no caller sees a half-counted request.
+/// costs nothing once its call returns. For the moment in between, a concurrent request for the same key may
+/// see the count about to be given back, and be refused by it: the limiter errs toward refusing, never
+/// toward letting more through than every band allows.
 #[derive(Debug)]
 pub struct MemoryLimiter {
     bands: Vec<std::sync::Arc<MemoryBand>>,
