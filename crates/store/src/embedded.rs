@@ -16,13 +16,16 @@ use crate::memory::{Faults, MemoryBand, MemoryLimiter, MemoryRoom};
 use crate::room::RoomStore;
 use crate::sqlite::SqliteLedger;
 
+/// A limit's name and a band's position in it.
+type BandSlot = (String, usize);
+
 #[derive(Debug, Default)]
 pub struct Embedded {
     faults: Faults,
     /// Each limit band's tables, by limit name and position, while a config still uses them: a reload that
     /// leaves a band as it was keeps every key's count. Every live table is kept, not only the last one made,
     /// so a reload that is built and then rejected leaves the running table findable for the next.
-    bands: Mutex<HashMap<(String, usize), Vec<Weak<MemoryBand>>>>,
+    bands: Mutex<HashMap<BandSlot, Vec<Weak<MemoryBand>>>>,
 }
 
 impl Embedded {
