@@ -4,8 +4,8 @@
 //! arrive on a schedule from the load generator and poll through whichever node the balancer picks.
 //!
 //! Faults: replies lost after the store applied the call, store outages, requests from many clients
-//! arriving in any order, nodes restarted, the ledger's node crashed and its state rebuilt by replay, and a
-//! clock skew of up to two seconds on every node.
+//! arriving in any order, nodes restarted and reloaded, the ledger's node crashed and its state rebuilt by
+//! replay, and a clock skew of up to two seconds on every node.
 //!
 //! After every step it checks what the product promises (see [`check`]): nothing oversold, the per-user
 //! limit, one claim per idempotency key, the active cap, admissions within the rate across all nodes, no
