@@ -39,10 +39,12 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    /// Second `s` of the timeline, made (with every second before it, each numbered) if it is new.
     pub fn second(&mut self, s: u32) -> &mut Second {
         let s = s as usize;
-        if self.timeline.len() <= s {
-            self.timeline.resize_with(s + 1, Default::default);
+        while self.timeline.len() <= s {
+            let second = self.timeline.len() as u64;
+            self.timeline.push(Second { second, ..Second::default() });
         }
         &mut self.timeline[s]
     }
@@ -56,17 +58,15 @@ impl Tally {
             *self.failures.entry(k).or_default() += v;
         }
         self.retries += other.retries;
-        for s in &other.timeline {
-            let mine = self.second(s.second as u32);
+        // By position: the entry at index i is second i, whatever its own field says.
+        for (i, s) in other.timeline.iter().enumerate() {
+            let mine = self.second(u32::try_from(i).unwrap_or(u32::MAX));
             mine.sent += s.sent;
             mine.ok += s.ok;
             mine.held += s.held;
             mine.errors += s.errors;
             mine.admitted += s.admitted;
             mine.claims += s.claims;
-        }
-        for (i, s) in self.timeline.iter_mut().enumerate() {
-            s.second = i as u64;
         }
     }
 }
@@ -178,5 +178,44 @@ impl<'a> Recorder<'a> {
 impl Drop for Recorder<'_> {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(sent_sec: u32, done_sec: u32, result: Result<u16, Failure>) -> Sample {
+        Sample { sent_sec, done_sec, latency_us: 1_000, result, held: false, retry: false }
+    }
+
+    #[test]
+    fn the_merged_timeline_puts_each_event_in_its_own_second() {
+        let shards = Shards::new(4);
+        {
+            // Two users on two shards, events spread over seconds 0 to 5.
+            let mut a = Recorder::new(&shards, 0);
+            a.sample(sample(0, 0, Ok(200)));
+            a.sample(sample(2, 3, Ok(200)));
+            a.mark(3, Mark::Admitted);
+            let mut b = Recorder::new(&shards, 1);
+            b.sample(sample(2, 2, Ok(503)));
+            b.sample(sample(5, 5, Err(Failure::Timeout)));
+            b.mark(5, Mark::Claimed);
+        }
+        let all = shards.merged();
+        let t = &all.timeline;
+        assert_eq!(t.len(), 6);
+        assert!(t.iter().enumerate().all(|(i, s)| s.second == i as u64), "each entry is numbered by its place");
+        let at = |s: usize| (t[s].sent, t[s].ok, t[s].errors, t[s].admitted, t[s].claims);
+        assert_eq!(at(0), (1, 1, 0, 0, 0));
+        assert_eq!(at(1), (0, 0, 0, 0, 0));
+        assert_eq!(at(2), (2, 0, 1, 0, 0), "two sent in second 2, one answered 503 then");
+        assert_eq!(at(3), (0, 1, 0, 1, 0), "answered and admitted in second 3");
+        assert_eq!(at(4), (0, 0, 0, 0, 0));
+        assert_eq!(at(5), (1, 0, 1, 0, 1));
+        // The seconds add up to the totals.
+        assert_eq!(t.iter().map(|s| s.sent).sum::<u64>(), 4);
+        assert_eq!(t.iter().map(|s| s.ok + s.errors + s.held).sum::<u64>(), 4);
     }
 }
