@@ -74,7 +74,8 @@ pub enum ClaimError {
     UnitTaken(String),
     #[error("not open")]
     Closed,
-    #[error("invalid: {0}")]
+    /// The message says what is wrong; the code (`invalid`) travels beside it, so it is not repeated here.
+    #[error("{0}")]
     Invalid(String),
     #[error("no such {0}")]
     NotFound(&'static str),
@@ -196,8 +197,14 @@ impl Engine {
             };
             return Ok((reply, Vec::new()));
         }
-        if req.quantity == 0 || req.user.is_empty() || req.idempotency_key.is_empty() {
-            return Err(ClaimError::Invalid("quantity, user and idempotency key are required".into()));
+        let missing = match () {
+            () if req.quantity == 0 => Some("quantity must be at least 1"),
+            () if req.user.is_empty() => Some("user is required"),
+            () if req.idempotency_key.is_empty() => Some("idempotency key is required"),
+            () => None,
+        };
+        if let Some(missing) = missing {
+            return Err(ClaimError::Invalid(missing.into()));
         }
         // Never grantable: refused outright, so that it cannot wait at the head of the line forever.
         if u64::from(req.quantity) > inv.spec.capacity() {

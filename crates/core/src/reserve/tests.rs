@@ -434,3 +434,22 @@ fn every_claim_error_code_is_listed() {
     let codes: Vec<_> = all.iter().map(ClaimError::code).collect();
     assert_eq!(codes, ClaimError::CODES);
 }
+
+#[test]
+fn an_invalid_claim_says_what_is_wrong_without_repeating_its_code() {
+    let mut e = Engine::default();
+    e.create_inventory(coupons(5, false)).expect("inventory");
+    let mut req = ClaimRequest {
+        inventory: "coupons".into(),
+        user: "u".into(),
+        quantity: 0,
+        units: Vec::new(),
+        hold: None,
+        idempotency_key: "k".into(),
+    };
+    let said = |e: &mut Engine, req: &ClaimRequest| e.claim(req, 0).expect_err("invalid").to_string();
+    assert_eq!(said(&mut e, &req), "quantity must be at least 1");
+    req.quantity = 1;
+    req.user.clear();
+    assert_eq!(said(&mut e, &req), "user is required");
+}
