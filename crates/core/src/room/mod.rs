@@ -138,6 +138,10 @@ pub struct Counters {
     pub no_shows: u64,
     /// Clients who left the queue themselves.
     pub left: u64,
+    /// Sessions their clients ended before the pass ran out (leaving with a pass).
+    pub ended: u64,
+    /// Sessions whose pass ran out.
+    pub expired: u64,
 }
 
 /// A live view of the room, for the admin API and metrics.
@@ -355,6 +359,9 @@ impl Room {
     /// `pass_expires`) is not renewed again.
     pub fn end_session(&mut self, now_ms: u64, session: u64, pass_expires: u32) -> bool {
         let ended = self.sessions.end(session, pass_expires);
+        if ended {
+            self.counters.ended += 1;
+        }
         self.advance(now_ms);
         ended
     }
@@ -446,7 +453,7 @@ impl Room {
                 self.counters.abandoned += 1;
             }
         }
-        self.sessions.expire(unix_u32(now_s));
+        self.counters.expired += self.sessions.expire(unix_u32(now_s)) as u64;
         let now = self.rel(now_s);
         while let Some(&(rank, deadline)) = self.released.front() {
             if deadline > now {

@@ -485,3 +485,21 @@ impl Sim {
         self.status(seq)
     }
 }
+
+#[test]
+fn every_way_a_session_ends_is_counted() {
+    let mut sim = Sim::new(Settings { session_duration: 100, ..settings(6000) });
+    let (a, b) = (sim.join().expect("queued"), sim.join().expect("queued"));
+    sim.at(1_000);
+    let Outcome::Admit { session, expires } = sim.poll(a).outcome else { panic!("a not admitted") };
+    assert!(admitted(&sim.poll(b)));
+    assert!(sim.room.end_session(sim.now, session, expires), "a leaves with its pass");
+    assert!(!sim.room.end_session(sim.now, session, expires), "ending it twice counts once");
+    let counters = sim.room.snapshot(sim.now).counters;
+    assert_eq!((counters.ended, counters.expired), (1, 0));
+    // b's pass runs out: its session expires, and only it (a's was ended, not expired).
+    sim.at(u64::from(expires) * 1000 + 1_000);
+    let counters = sim.room.snapshot(sim.now).counters;
+    assert_eq!((counters.ended, counters.expired), (1, 1));
+    assert_eq!(counters.entered, counters.ended + counters.expired, "every session that began has ended once");
+}

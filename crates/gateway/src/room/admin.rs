@@ -133,6 +133,8 @@ fn room_json(room: &RoomHandle, s: &Snapshot) -> serde_json::Value {
             "abandoned": s.counters.abandoned,
             "no_shows": s.counters.no_shows,
             "left": s.counters.left,
+            "sessions_ended": s.counters.ended,
+            "sessions_expired": s.counters.expired,
         },
         "seed": s.seed,
         "lottery": s.lottery.map(|l| serde_json::json!({

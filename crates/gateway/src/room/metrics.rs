@@ -29,13 +29,15 @@ const WAIT_BUCKETS: [f64; 12] =
     [10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 10800.0, 14400.0];
 
 /// The counters exported from the model's running totals: name, help.
-const COUNTERS: [(&str, &str); 6] = [
+const COUNTERS: [(&str, &str); 8] = [
     ("joined", "Clients who took a place in the room's line"),
     ("released", "Places released for admission"),
     ("admitted", "Passes issued: released places claimed plus clients let straight in"),
     ("abandoned", "Waiting clients who stopped polling and lost their place"),
     ("no_shows", "Released clients who never came back for their pass"),
     ("left", "Clients who left the line themselves"),
+    ("sessions_ended", "Sessions their clients ended before the pass ran out (leaving with a pass)"),
+    ("sessions_expired", "Sessions whose pass ran out"),
 ];
 
 /// Every room's families; each room labels its own.
@@ -44,7 +46,7 @@ pub struct RoomFamilies {
     waiting: Family<RoomLabels, Gauge>,
     active: Family<RoomLabels, Gauge>,
     unclaimed: Family<RoomLabels, Gauge>,
-    counters: [Family<RoomLabels, Counter>; 6],
+    counters: [Family<RoomLabels, Counter>; 8],
     refused: Family<RefusalLabels, Counter>,
     wait: Family<RoomLabels, Histogram, fn() -> Histogram>,
 }
@@ -101,7 +103,7 @@ pub struct RoomMetrics {
     waiting: Gauge,
     active: Gauge,
     unclaimed: Gauge,
-    counters: Arc<[Counter; 6]>,
+    counters: Arc<[Counter; 8]>,
     /// One counter per refusal reason, in `Refusal::ALL` order.
     refused: Arc<[Counter; Refusal::ALL.len()]>,
     wait: Histogram,
@@ -133,6 +135,8 @@ impl RoomMetrics {
             now.abandoned.saturating_sub(before.abandoned),
             now.no_shows.saturating_sub(before.no_shows),
             now.left.saturating_sub(before.left),
+            now.ended.saturating_sub(before.ended),
+            now.expired.saturating_sub(before.expired),
         ];
         for (counter, delta) in self.counters.iter().zip(deltas) {
             counter.inc_by(delta);

@@ -611,6 +611,8 @@ impl RoomHandle {
                 abandoned: last.abandoned.max(now.abandoned),
                 no_shows: last.no_shows.max(now.no_shows),
                 left: last.left.max(now.left),
+                ended: last.ended.max(now.ended),
+                expired: last.expired.max(now.expired),
             };
         }
         Ok(())
