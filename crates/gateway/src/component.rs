@@ -178,7 +178,8 @@ impl fmt::Debug for Built {
 /// Every policy component one config built, by kind and name.
 #[derive(Debug, Default, Clone)]
 pub struct Components {
-    by_name: BTreeMap<(PolicyKind, String), Built>,
+    /// By kind, then name: a lookup by `&str` (every room status poll makes one) allocates nothing.
+    by_name: BTreeMap<PolicyKind, BTreeMap<String, Built>>,
 }
 
 impl Components {
@@ -188,14 +189,14 @@ impl Components {
         for kind in PolicyKind::ALL {
             for name in kind.names(cx.config) {
                 let component = module(kind).build(name, cx, &built)?;
-                built.by_name.insert((kind, name.to_string()), component);
+                built.by_name.entry(kind).or_default().insert(name.to_string(), component);
             }
         }
         Ok(built)
     }
 
     pub fn entry(&self, kind: PolicyKind, name: &str) -> Option<&Built> {
-        self.by_name.get(&(kind, name.to_string()))
+        self.by_name.get(&kind)?.get(name)
     }
 
     /// The handle of `kind:name`, when it is a `T`.
@@ -205,7 +206,7 @@ impl Components {
 
     /// Every handle of one kind, by name.
     pub fn all<T: Component>(&self, kind: PolicyKind) -> impl Iterator<Item = (&str, Arc<T>)> {
-        self.by_name.iter().filter(move |((k, _), _)| *k == kind).filter_map(|((_, n), b)| Some((n.as_str(), b.get()?)))
+        self.by_name.get(&kind).into_iter().flatten().filter_map(|(n, b)| Some((n.as_str(), b.get()?)))
     }
 
     /// The policy `policy` names, built for the route at `site`.
@@ -217,7 +218,7 @@ impl Components {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &dyn Component> {
-        self.by_name.values().map(Built::hooks)
+        self.by_name.values().flat_map(BTreeMap::values).map(Built::hooks)
     }
 
     /// Answers a reserved endpoint: the first kind that serves `caller`'s path, or `404 no_route`.
